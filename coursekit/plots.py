@@ -96,9 +96,9 @@ def show_images(images: torch.Tensor, nrow: int | None = None, titles: Sequence[
              pad + q * (w + pad): pad + q * (w + pad) + w] = images[i]
     ax = _new_ax(ax, figsize=(min(1.0 * nrow, 12), min(1.0 * ncol_rows, 12) + (0.3 if titles else 0)))
     if c == 1:
-        ax.imshow(grid[0], cmap=cmap, vmin=lo, vmax=hi, interpolation="nearest")
+        ax.imshow(grid[0].numpy(), cmap=cmap, vmin=lo, vmax=hi, interpolation="nearest")
     else:
-        ax.imshow(((grid - lo) / max(hi - lo, 1e-8)).clamp(0, 1).permute(1, 2, 0),
+        ax.imshow(((grid - lo) / max(hi - lo, 1e-8)).clamp(0, 1).permute(1, 2, 0).numpy(),
                   interpolation="nearest")
     if titles is not None:
         for i, t in enumerate(list(titles)[:n]):

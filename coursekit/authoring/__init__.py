@@ -1,0 +1,1 @@
+"""Tools for course authors and instructors: releasing exercises, grading submissions."""

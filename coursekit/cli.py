@@ -1,0 +1,99 @@
+"""The ``coursekit`` command: release exercises, grade submissions, check the set-up."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+COURSE_ROOT = Path(__file__).resolve().parents[1]
+
+
+def _course_dir(name: str) -> Path:
+    """``./name`` when it exists, else the folder beside an editable install of coursekit."""
+    here = Path.cwd() / name
+    return here if here.is_dir() else COURSE_ROOT / name
+
+
+def cmd_release(args) -> int:
+    from coursekit.authoring.release import ReleaseError, release
+
+    solutions = Path(args.solutions) if args.solutions else _course_dir("solutions")
+    exercises = Path(args.exercises) if args.exercises else solutions.parent / "exercises"
+    try:
+        stale = release(solutions, exercises, check=args.check)
+    except ReleaseError as err:
+        print(f"coursekit release: {err}", file=sys.stderr)
+        return 2
+    if args.check:
+        if stale:
+            print("exercises/ is out of date with solutions/; run `coursekit release`. Stale:",
+                  file=sys.stderr)
+            for name in stale:
+                print(f"  {exercises / name}", file=sys.stderr)
+            return 1
+        print(f"exercises/ is up to date ({len(list(solutions.glob('*.ipynb')))} notebooks)")
+        return 0
+    for name in stale:
+        print(f"wrote {exercises / name}")
+    print(f"{len(stale)} exercise notebook(s) updated" if stale else "nothing to update")
+    return 0
+
+
+def cmd_grade(args) -> int:
+    from coursekit.authoring.grade import Settings, grade
+
+    solutions = Path(args.solutions) if args.solutions else _course_dir("solutions")
+    settings = Settings(solutions=solutions, cell_timeout=args.cell_timeout,
+                        notebook_timeout=args.timeout, jobs=args.jobs, fast=not args.full)
+    missing = [p for p in args.submissions if not Path(p).exists()]
+    for p in missing:
+        print(f"coursekit grade: warning: {p} does not exist; it gets a row with that reason",
+              file=sys.stderr)
+    rows = grade([Path(p) for p in args.submissions], Path(args.out), settings,
+                 progress=not args.quiet)
+    for row in rows:
+        print(f"{row.learner:>16}  {row.notebook:<40} {row.total:g} / {row.max_total:g}")
+    print(f"wrote {Path(args.out) / 'gradebook.csv'} and {Path(args.out) / 'summary.md'}")
+    return 0
+
+
+def cmd_doctor(args) -> int:
+    from coursekit import doctor
+    return doctor.main()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="coursekit", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("release", help="write exercises/ from solutions/")
+    p.add_argument("--check", action="store_true",
+                   help="write nothing; exit 1 and name the stale notebooks if exercises/ is out of date")
+    p.add_argument("--solutions", help="solutions folder (default ./solutions)")
+    p.add_argument("--exercises", help="exercises folder (default beside solutions)")
+    p.set_defaults(func=cmd_release)
+
+    p = sub.add_parser("grade", help="grade submitted exercise notebooks with nbval",
+                       description="Grade submissions laid out as SUBMISSIONS/<learner>/<chapter>.ipynb.")
+    p.add_argument("submissions", nargs="+", help="submitted .ipynb files")
+    p.add_argument("--out", required=True, help="folder for gradebook.csv, summary.md, feedback/")
+    p.add_argument("--solutions", help="solutions folder, the answer key (default ./solutions)")
+    p.add_argument("--cell-timeout", type=int, default=120, help="seconds per cell (default 120)")
+    p.add_argument("--timeout", type=int, default=900, help="seconds per notebook (default 900)")
+    p.add_argument("--jobs", type=int, default=0, help="parallel submissions (default: CPU cores)")
+    p.add_argument("--full", action="store_true", help="grade with full training budgets, not fast mode")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_grade)
+
+    p = sub.add_parser("doctor", help="check that the environment is ready for the course")
+    p.set_defaults(func=cmd_doctor)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
