@@ -57,6 +57,18 @@ def cmd_grade(args) -> int:
     return 0
 
 
+def cmd_html(args) -> int:
+    from coursekit.authoring.site import build_site
+
+    notebooks = Path(args.notebooks) if args.notebooks else _course_dir("notebooks")
+    pages = build_site(notebooks, Path(args.out), run=args.execute, fast=args.fast,
+                       timeout=args.timeout)
+    for page in pages:
+        print(f"{page.number}  {page.title}")
+    print(f"wrote {len(pages)} pages and {Path(args.out) / 'index.html'}")
+    return 0
+
+
 def cmd_doctor(args) -> int:
     from coursekit import doctor
     return doctor.main()
@@ -84,6 +96,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--full", action="store_true", help="grade with full training budgets, not fast mode")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_grade)
+
+    p = sub.add_parser("html", help="render the lesson notebooks to static HTML with an index")
+    p.add_argument("--out", default="site", help="output folder (default ./site)")
+    p.add_argument("--notebooks", help="lesson folder (default ./notebooks)")
+    p.add_argument("--execute", action="store_true", help="run each notebook first (in a temporary copy)")
+    p.add_argument("--fast", action="store_true", help="with --execute: run in fast mode")
+    p.add_argument("--timeout", type=int, default=600, help="seconds per cell with --execute")
+    p.set_defaults(func=cmd_html)
 
     p = sub.add_parser("doctor", help="check that the environment is ready for the course")
     p.set_defaults(func=cmd_doctor)

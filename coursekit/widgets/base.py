@@ -1,6 +1,7 @@
 """PlotWidget: controls on top, a matplotlib figure (rendered to PNG) below."""
 from __future__ import annotations
 
+import base64
 import io
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -102,4 +103,9 @@ class PlotWidget:
             self.redraw()
 
     def _repr_mimebundle_(self, **kwargs):
-        return self.ui._repr_mimebundle_(**kwargs)
+        bundle = self.ui._repr_mimebundle_(**kwargs)
+        # A still image of the current figure: what a static page (GitHub, coursekit html)
+        # shows where no widget can run. JupyterLab renders the live widget instead.
+        if isinstance(bundle, dict) and self.png:
+            bundle["image/png"] = base64.b64encode(self.png).decode("ascii")
+        return bundle
