@@ -1,0 +1,282 @@
+"""A variational autoencoder (VAE) for small images, after "Auto-Encoding Variational
+Bayes" (Kingma & Welling, 2013).
+
+The model in four pieces, each a few lines:
+
+1. ``Encoder``: an image x -> the mean ``mu`` and log-variance ``logvar`` of the
+   approximate posterior q(z|x) = N(mu, diag(exp(logvar))).
+2. ``reparameterise``: z = mu + exp(logvar / 2) * eps with eps ~ N(0, I), so that the
+   sample z is a differentiable function of mu and logvar.
+3. ``Decoder``: z -> the logits of a Bernoulli distribution p(x|z) over every pixel.
+4. The loss, the negative evidence lower bound (ELBO), in two parts:
+   ``reconstruction_loss`` = -log p(x|z) and ``kl_divergence`` = KL(q(z|x) || N(0, I)).
+
+Typical use::
+
+    from coursekit.models.vae import VAEConfig, train_vae
+    vae, history = train_vae(VAEConfig.preset("digits-2d"), n_steps=3000)
+    images = vae.sample(64)                  # (64, 1, 8, 8) in [0, 1]
+    mu = vae.encode(data.x_val)              # (N, 2): the latent map
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, replace
+
+import torch
+from einops import rearrange
+from torch import nn
+from torch.nn import functional as F
+
+
+@dataclass
+class VAEConfig:
+    """Sizes of a fully connected VAE for small square greyscale images."""
+
+    image_size: int = 8   # images are (1, image_size, image_size), pixel values in [0, 1]
+    n_hidden: int = 256   # width of the two hidden layers of the encoder and of the decoder
+    n_latent: int = 2     # size of z; 2 lets the whole latent space be drawn as a map
+
+    @property
+    def n_pixels(self) -> int:
+        """Pixels per image (the encoder's input size, the decoder's output size)."""
+        return self.image_size * self.image_size
+
+    @classmethod
+    def preset(cls, name: str, **overrides) -> "VAEConfig":
+        """A named configuration from ``PRESETS``, with fields optionally overridden."""
+        if name not in PRESETS:
+            raise KeyError(f"no VAE preset {name!r}; presets: {sorted(PRESETS)}")
+        return replace(PRESETS[name], **overrides)
+
+
+PRESETS: dict[str, VAEConfig] = {
+    "vae-nano": VAEConfig(n_hidden=32, n_latent=2),     # for tests: trains in a second
+    "digits-2d": VAEConfig(n_hidden=256, n_latent=2),   # the lesson's latent map
+    "digits-8d": VAEConfig(n_hidden=256, n_latent=8),   # more latent room, sharper samples
+}
+
+
+class Encoder(nn.Module):
+    """q(z|x): images (B, 1, H, W) -> (mu, logvar), each (B, n_latent)."""
+
+    def __init__(self, config: VAEConfig):
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Linear(config.n_pixels, config.n_hidden), nn.ReLU(),
+            nn.Linear(config.n_hidden, config.n_hidden), nn.ReLU(),
+        )
+        self.to_mu = nn.Linear(config.n_hidden, config.n_latent)
+        self.to_logvar = nn.Linear(config.n_hidden, config.n_latent)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Args: x (B, 1, H, W). Returns: mu (B, n_latent), logvar (B, n_latent)."""
+        h = self.body(rearrange(x, "b c h w -> b (c h w)"))  # (B, n_hidden)
+        return self.to_mu(h), self.to_logvar(h)
+
+
+class Decoder(nn.Module):
+    """p(x|z): latents (B, n_latent) -> Bernoulli logits of every pixel (B, 1, H, W)."""
+
+    def __init__(self, config: VAEConfig):
+        super().__init__()
+        self.image_size = config.image_size
+        self.n_latent = config.n_latent
+        self.net = nn.Sequential(
+            nn.Linear(config.n_latent, config.n_hidden), nn.ReLU(),
+            nn.Linear(config.n_hidden, config.n_hidden), nn.ReLU(),
+            nn.Linear(config.n_hidden, config.n_pixels),
+        )
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        """Args: z (B, n_latent). Returns: logits (B, 1, H, W); sigmoid gives pixel means."""
+        logits = self.net(z)                                                   # (B, H*W)
+        return rearrange(logits, "b (c h w) -> b c h w", c=1, h=self.image_size)  # (B, 1, H, W)
+
+    @torch.no_grad()
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """The mean image of p(x|z), for looking at: (B, n_latent) -> (B, 1, H, W) in [0, 1]."""
+        return torch.sigmoid(self(z))
+
+
+def reparameterise(mu: torch.Tensor, logvar: torch.Tensor,
+                   generator: torch.Generator | None = None) -> torch.Tensor:
+    """Draw z ~ N(mu, diag(exp(logvar))) as a differentiable function of mu and logvar.
+
+    Kingma & Welling (2013), eq. 10 with a Gaussian q: z = mu + sigma * eps, eps ~ N(0, I).
+    The randomness sits in eps, which does not depend on the parameters, so gradients
+    flow through mu and sigma.
+
+    Args:
+        mu, logvar: (B, n_latent) mean and log-variance of q(z|x).
+        generator: optional torch.Generator for eps (default: torch's global one).
+    Returns:
+        z: (B, n_latent).
+    """
+    std = torch.exp(0.5 * logvar)                      # sigma = exp(logvar / 2)
+    eps = torch.randn(mu.shape, generator=generator, dtype=mu.dtype, device=mu.device)
+    return mu + std * eps
+
+
+def reconstruction_loss(x_logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """-log p(x|z) of a Bernoulli decoder, summed over pixels: (B, 1, H, W) x2 -> (B,).
+
+    Pixel values in [0, 1] are used as soft targets (binary cross-entropy); grey pixels
+    make the smallest possible value above 0.
+    """
+    bce = F.binary_cross_entropy_with_logits(x_logits, x, reduction="none")  # (B, 1, H, W)
+    return bce.flatten(1).sum(1)                                              # (B,)
+
+
+def kl_divergence(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """KL(N(mu, diag(exp(logvar))) || N(0, I)) in closed form, per example: (B, L) -> (B,).
+
+    Kingma & Welling (2013), appendix B: -KL = 1/2 sum_j (1 + logvar_j - mu_j^2 - exp(logvar_j)).
+    """
+    return 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).sum(1)
+
+
+def negative_elbo(x: torch.Tensor, x_logits: torch.Tensor, mu: torch.Tensor,
+                  logvar: torch.Tensor, beta: float = 1.0
+                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The VAE loss and its two parts, each averaged over the batch.
+
+    Args:
+        x: (B, 1, H, W) images in [0, 1]; x_logits: (B, 1, H, W) decoder output;
+        mu, logvar: (B, n_latent) encoder output.
+        beta: weight of the KL term (1 = the true ELBO; other values give a beta-VAE).
+    Returns:
+        (loss, recon, kl): loss = recon + beta * kl, three 0-d tensors in nats per image.
+        With beta = 1, loss is the negative ELBO, an upper bound on -log p(x).
+    """
+    recon = reconstruction_loss(x_logits, x).mean()
+    kl = kl_divergence(mu, logvar).mean()
+    return recon + beta * kl, recon, kl
+
+
+class VAE(nn.Module):
+    """Encoder, reparameterisation and decoder together.
+
+    ``forward`` is for training; ``encode``, ``decode``, ``sample`` and ``reconstruct``
+    are for looking at the trained model and run under ``torch.no_grad()``.
+    """
+
+    def __init__(self, config: VAEConfig | None = None):
+        super().__init__()
+        self.config = config or VAEConfig()
+        self.encoder = Encoder(self.config)
+        self.decoder = Decoder(self.config)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    def forward(self, x: torch.Tensor, generator: torch.Generator | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Args: x (B, 1, H, W). Returns: x_logits (B, 1, H, W), mu and logvar (B, n_latent)."""
+        mu, logvar = self.encoder(x)                   # 1. q(z|x)
+        z = reparameterise(mu, logvar, generator)      # 2. z = mu + sigma * eps
+        x_logits = self.decoder(z)                     # 3. p(x|z)
+        return x_logits, mu, logvar
+
+    @torch.no_grad()
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """The posterior means mu of images x (B, 1, H, W) -> (B, n_latent): the latent map."""
+        return self.encoder(x.to(self.device))[0]
+
+    @torch.no_grad()
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """Latents (B, n_latent) -> mean images (B, 1, H, W) in [0, 1]."""
+        return self.decoder.decode(z.to(self.device))
+
+    @torch.no_grad()
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """New images: z ~ N(0, I), then the decoder's mean image. Returns (n, 1, H, W)."""
+        z = torch.randn(n, self.config.n_latent, generator=generator, device=self.device)
+        return self.decode(z)
+
+    @torch.no_grad()
+    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
+        """Encode to mu (no noise) and decode: (B, 1, H, W) -> (B, 1, H, W) in [0, 1]."""
+        return self.decode(self.encode(x))
+
+
+@torch.no_grad()
+def evaluate(model: VAE, x: torch.Tensor, generator: torch.Generator | None = None,
+             batch_size: int = 512) -> dict[str, float]:
+    """The two ELBO parts on a set of images (e.g. the validation split), in nats per image.
+
+    Returns:
+        {"recon": mean -log p(x|z), "kl": mean KL, "neg_elbo": their sum}.
+    """
+    recon_sum = kl_sum = 0.0
+    for xb in x.to(model.device).split(batch_size):
+        x_logits, mu, logvar = model(xb, generator)
+        recon_sum += reconstruction_loss(x_logits, xb).sum().item()
+        kl_sum += kl_divergence(mu, logvar).sum().item()
+    n = len(x)
+    return {"recon": recon_sum / n, "kl": kl_sum / n, "neg_elbo": (recon_sum + kl_sum) / n}
+
+
+def train_vae(config: VAEConfig | None = None, data=None, n_steps: int = 3000,
+              batch_size: int = 128, lr: float = 1e-3, beta: float = 1.0, seed: int = 0,
+              device: torch.device | str | None = None, eval_every: int = 100,
+              show: bool = True):
+    """Train a VAE on the 8x8 digits (or any (N, 1, H, W) images in [0, 1]).
+
+    Args:
+        config: model sizes (default ``VAEConfig()``: 2-D latent).
+        data: a ``coursekit.data.DigitSplit`` (default ``load_digits()``), or a tensor of
+            training images (N, 1, H, W).
+        n_steps: optimisation steps (write it with ``coursekit.budget``).
+        batch_size, lr: Adam mini-batch size and learning rate.
+        beta: weight of the KL term (1 for a plain VAE).
+        seed: seeds the weights, the mini-batches and the noise eps.
+        device: where to train (default: the CPU).
+        eval_every: log the validation ELBO parts every this many steps (when a
+            validation split is given).
+        show: show a progress bar.
+    Returns:
+        (model, history): the trained VAE in eval mode and a ``coursekit.History`` with
+        "loss", "recon", "kl" per step (and "val_recon", "val_kl", "val_neg_elbo"),
+        plus ``history.seconds_per_step``.
+    """
+    config = config or VAEConfig()
+    if data is None:
+        from coursekit.data import load_digits
+        data = load_digits(seed=seed)
+    x_train = data if isinstance(data, torch.Tensor) else data.x_train
+    x_val = None if isinstance(data, torch.Tensor) else data.x_val
+    device = torch.device(device) if device is not None else torch.device("cpu")
+    x_train = x_train.to(device)
+    gen = torch.Generator(device=device).manual_seed(seed)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = VAE(config).to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    from coursekit.train import History, train
+    history = History()
+    eval_seconds = 0.0
+
+    def step(i: int) -> dict[str, float]:
+        nonlocal eval_seconds
+        idx = torch.randint(len(x_train), (batch_size,), generator=gen, device=device)
+        x = x_train[idx]                                        # (B, 1, H, W)
+        x_logits, mu, logvar = model(x, gen)
+        loss, recon, kl = negative_elbo(x, x_logits, mu, logvar, beta)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if x_val is not None and (i % eval_every == 0 or i == n_steps - 1):
+            t0 = time.perf_counter()
+            val = evaluate(model, x_val, gen)
+            history.log(i, **{f"val_{k}": v for k, v in val.items()})
+            eval_seconds += time.perf_counter() - t0
+        return {"loss": loss.item(), "recon": recon.item(), "kl": kl.item()}
+
+    start = time.perf_counter()
+    train(step, n_steps, desc=f"VAE (latent {config.n_latent})", history=history, show=show)
+    # time per optimisation step, validation excluded
+    history.seconds_per_step = (time.perf_counter() - start - eval_seconds) / max(n_steps, 1)
+    model.eval()
+    return model, history
