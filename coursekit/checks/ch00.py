@@ -38,6 +38,16 @@ def _accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
     return (logits.argmax(dim=1) == labels).float().mean().item()
 
 
+def _show(t: torch.Tensor):
+    """A small tensor as nested lists (easier to read than a summary); a big one as is."""
+    return str(t.detach().cpu().tolist()) if t.numel() <= 40 else t
+
+
+def _expect_equal(check: str, case: str, got: torch.Tensor, ref: torch.Tensor, hint: str) -> None:
+    if not torch.equal(got.detach().cpu().float(), ref.float()):
+        fail(check, case, _show(ref), _show(got), hint)
+
+
 def _as_float(check: str, value, what: str) -> float:
     """A Python number or a 0-d tensor -> float; anything else fails clearly."""
     if isinstance(value, torch.Tensor) and value.numel() == 1:
@@ -63,11 +73,11 @@ def check_checkerboard(checkerboard) -> None:
                  f"dtype {got.dtype}", "finish with .float(), or build it from 0.0 and 1.0")
         ref = _checkerboard(h, w)
         if torch.equal(got.float(), 1 - ref):
-            fail(name, f"checkerboard({h}, {w})", ref, got,
+            fail(name, f"checkerboard({h}, {w})", _show(ref), _show(got),
                  "the colours are swapped: the top-left corner [0, 0] should be 1")
-        expect_close(name, f"checkerboard({h}, {w})", got, ref, atol=0, rtol=0,
-                     hint="entry [i, j] is 1 when (i + j) is even; try (i + j) % 2 with "
-                          "i = torch.arange(h)[:, None] and j = torch.arange(w)[None, :]")
+        _expect_equal(name, f"checkerboard({h}, {w})", got, ref,
+                      hint="entry [i, j] is 1 when (i + j) is even; try (i + j) % 2 with "
+                           "i = torch.arange(h)[:, None] and j = torch.arange(w)[None, :]")
     passed(name, "5 board sizes")
 
 
@@ -114,7 +124,7 @@ def check_one_hot(one_hot) -> None:
     g = torch.Generator().manual_seed(1)
     cases = [
         (torch.tensor([0, 2, 1]), 3),
-        (torch.tensor([1, 0, 1, 1]), 4),       # class 3 never appears, the width is still 4
+        (torch.tensor([1, 0, 1, 1, 0]), 4),    # class 3 never appears, the width is still 4
         (torch.tensor([5]), 10),
         (torch.randint(0, 10, (32,), generator=g), 10),
     ]
@@ -133,8 +143,11 @@ def check_one_hot(one_hot) -> None:
         if not got.is_floating_point():
             fail(name, case + " should hold floats", "dtype float32", f"dtype {got.dtype}",
                  "torch.nn.functional.one_hot returns int64: add .float()")
-        expect_close(name, case, got, ref, atol=0, rtol=0,
-                     hint="row n has a single 1, in column labels[n], and 0 elsewhere")
+        if torch.equal(got.detach().cpu().float(), ref.T) and not torch.equal(ref, ref.T):
+            fail(name, case, _show(ref), _show(got), "rows are examples and columns are "
+                 "classes: the result is transposed")
+        _expect_equal(name, case, got, ref,
+                      hint="row n has a single 1, in column labels[n], and 0 elsewhere")
     passed(name, f"{len(cases)} label sets")
 
 
@@ -166,3 +179,37 @@ def check_accuracy(accuracy) -> None:
             fail(name, case, ref, got, "predict with logits.argmax(dim=1) (one class per row), "
                  "compare with labels, and take the mean of the matches as floats")
     passed(name, f"{len(cases)} batches")
+
+
+def check_fahrenheit(to_fahrenheit) -> None:
+    """The lesson's demonstration check (not graded): ``to_fahrenheit(celsius) = celsius * 9/5 + 32``.
+
+    Works for a number and for a tensor of temperatures.
+    """
+    name = "check_fahrenheit"
+    require_callable(name, to_fahrenheit, "to_fahrenheit", n_args=1)
+    cases = [0.0, 100.0, -40.0, 37.0, torch.tensor([-10.0, 0.0, 21.5])]
+    for c in cases:
+        is_tensor = isinstance(c, torch.Tensor)
+        case = f"to_fahrenheit({c.tolist() if is_tensor else c})"
+        ref = torch.as_tensor(c, dtype=torch.float64) * 9 / 5 + 32
+        got = call(name, to_fahrenheit, c.clone() if is_tensor else c, what=case)
+        if not isinstance(got, (int, float, torch.Tensor)) or isinstance(got, bool):
+            fail(name, case, "a number", f"{type(got).__name__}: {got!r}"[:120],
+                 "return the temperature (did you forget the return statement?)")
+        got_t = torch.as_tensor(got, dtype=torch.float64)
+        shown_ref = ref.tolist() if is_tensor else f"{ref.item():g}"
+        shown_got = got_t.tolist() if got_t.dim() else f"{got_t.item():g}"
+        if got_t.shape != ref.shape:
+            fail(name, case, f"shape {tuple(ref.shape)}", f"shape {tuple(got_t.shape)}",
+                 "compute on the input as it is, element by element")
+        if torch.allclose(got_t, ref, atol=1e-4):
+            continue
+        if torch.allclose(got_t, ref - 32, atol=1e-4):
+            hint = "close: the scale is right but the offset is missing; add 32 after multiplying by 9/5"
+        elif torch.allclose(got_t, (torch.as_tensor(c, dtype=torch.float64) + 32) * 9 / 5, atol=1e-4):
+            hint = "multiply by 9/5 first, then add 32 (mind the brackets)"
+        else:
+            hint = "Fahrenheit = Celsius * 9 / 5 + 32; water freezes at 32 F and boils at 212 F"
+        fail(name, case, shown_ref, shown_got, hint)
+    passed(name, f"{len(cases)} temperatures")

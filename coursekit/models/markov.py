@@ -192,8 +192,9 @@ class MarkovChain:
             if temperature == 0:
                 i = int(torch.argmax(probs))
             else:
-                probs = probs ** (1.0 / temperature)
-                probs = probs / probs.sum()
+                if temperature != 1:
+                    probs = probs ** (1.0 / temperature)
+                    probs = probs / probs.sum()
                 i = int(torch.multinomial(probs, 1, generator=generator))
             # 3. Append the character: it becomes part of the next context.
             text += self.vocab[i]
