@@ -1,0 +1,459 @@
+"""Generative adversarial networks (GANs), small enough to train on a laptop CPU.
+
+A generator G turns noise z into samples; a discriminator D scores samples as real or
+fake; the two are trained against each other ("Generative Adversarial Nets",
+Goodfellow et al., 2014). This file holds:
+
+* MLP networks for points in the plane and small convolutional ones for 8x8 digits;
+* the losses as plain functions: ``discriminator_loss``, ``generator_loss_minimax``
+  and ``generator_loss_nonsaturating``;
+* ``pack``, the one-line change of PacGAN ("PacGAN: The power of two samples in
+  generative adversarial networks", Lin et al., 2018) that lets D judge several samples
+  at once and so see, and punish, a generator that lacks variety;
+* ``train_step`` (one update of D, then one of G), ``sample`` and ``train_gan``;
+* ``mode_stats``, the modes-covered / high-quality metric of the 2-D benchmarks
+  ("VEEGAN", Srivastava et al., 2017), shared by the lesson, its checks and the benchmark;
+* ``train_digit_gan(steps, device, seed)``, the digit GAN other chapters compare with.
+
+Glossary: ``z`` noise (B, latent_dim); ``x`` real samples; ``x_fake = G(z)``;
+``logits`` are D's raw scores, D(x) = sigmoid(logit) is the probability "real".
+"""
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+
+import torch
+from einops import rearrange
+from torch import nn
+from torch.nn import functional as F
+
+# ---------------------------------------------------------------------------------------
+# Configuration
+# ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class GANConfig:
+    """Everything that defines one GAN and how it is trained."""
+
+    data_dim: int = 2                 # numbers in one sample: 2 for points, 64 for 8x8 digits
+    latent_dim: int = 2               # size of the noise vector z fed to the generator
+    hidden: int = 128                 # width of the hidden layers (MLP) / base channels (conv)
+    n_layers: int = 3                 # hidden layers in each MLP (ignored by the conv nets)
+    arch: str = "mlp"                 # "mlp" for points, "conv" for 8x8 images
+    pack: int = 1                     # PacGAN degree m: D judges m samples at once (1 = plain GAN)
+    loss: str = "nonsaturating"       # generator loss: "nonsaturating" or "minimax"
+    lr: float = 2e-3                  # Adam learning rate of G and D at the start of training
+    lr_decay: bool = True             # decay both learning rates linearly to 0 over training
+    betas: tuple[float, float] = (0.5, 0.999)  # Adam's betas (a small beta1 is usual for GANs)
+    batch_size: int = 256             # D's batch of packed samples: batch_size * pack points each
+    ema: float = 0.99                 # decay of the moving average of G's weights (0 = none)
+
+    def __post_init__(self):
+        if self.loss not in ("nonsaturating", "minimax"):
+            raise ValueError(f"loss must be 'nonsaturating' or 'minimax', got {self.loss!r}")
+        if self.arch not in ("mlp", "conv"):
+            raise ValueError(f"arch must be 'mlp' or 'conv', got {self.arch!r}")
+        if self.arch == "conv" and self.data_dim != 64:
+            raise ValueError("the conv nets make 8x8 images: use data_dim=64 with arch='conv'")
+        if self.pack < 1:
+            raise ValueError(f"pack must be >= 1, got {self.pack}")
+
+
+PRESETS: dict[str, GANConfig] = {
+    # a plain GAN on the ring of 8 Gaussians: the mode-collapse demonstration
+    "ring-plain": GANConfig(pack=1),
+    # the same GAN with PacGAN packing (m = 4): covers every mode
+    "ring-pacgan": GANConfig(pack=4),
+    # the 5x5 grid of 25 Gaussians
+    "grid-pacgan": GANConfig(pack=4),
+    # 8x8 digits: small convolutional networks, images in [0, 1]
+    "digits": GANConfig(data_dim=64, latent_dim=32, hidden=32, arch="conv", lr=1e-3,
+                        batch_size=128, ema=0.99),
+    # a few-second model for tests
+    "tiny": GANConfig(hidden=16, n_layers=2, batch_size=32),
+}
+
+
+def preset(name: str, **changes) -> GANConfig:
+    """A copy of one named configuration in ``PRESETS``, with optional field changes."""
+    if name not in PRESETS:
+        raise KeyError(f"no GAN preset {name!r}; presets: {', '.join(PRESETS)}")
+    return replace(PRESETS[name], **changes)
+
+
+# ---------------------------------------------------------------------------------------
+# Networks
+# ---------------------------------------------------------------------------------------
+
+
+def mlp(n_in: int, n_out: int, hidden: int, n_layers: int, act: Callable[[], nn.Module]) -> nn.Sequential:
+    """``n_layers`` hidden layers of width ``hidden`` with activation ``act()``, then a linear layer."""
+    layers: list[nn.Module] = []
+    width = n_in
+    for _ in range(n_layers):
+        layers += [nn.Linear(width, hidden), act()]
+        width = hidden
+    layers.append(nn.Linear(width, n_out))
+    return nn.Sequential(*layers)
+
+
+class MLPGenerator(nn.Module):
+    """G: noise z (B, latent_dim) -> points x (B, data_dim), ReLU hidden layers."""
+
+    def __init__(self, cfg: GANConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.net = mlp(cfg.latent_dim, cfg.data_dim, cfg.hidden, cfg.n_layers, nn.ReLU)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.net(z)                                       # (B, data_dim)
+
+
+class MLPDiscriminator(nn.Module):
+    """D: samples (B * pack, data_dim) -> one logit per pack of ``pack`` samples (B,)."""
+
+    def __init__(self, cfg: GANConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.net = mlp(cfg.data_dim * cfg.pack, 1, cfg.hidden, cfg.n_layers,
+                       lambda: nn.LeakyReLU(0.2))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = pack(x.flatten(1), self.cfg.pack)                    # (B, pack * data_dim)
+        return self.net(x).squeeze(1)                            # (B,)
+
+
+class ConvGenerator(nn.Module):
+    """G for 8x8 images: z (B, latent_dim) -> (B, 1, 8, 8) in [0, 1].
+
+    A miniature DCGAN ("Unsupervised Representation Learning with Deep Convolutional
+    Generative Adversarial Networks", Radford et al., 2016): a linear layer to a 2x2 map,
+    then two transposed convolutions that double the size, batch norm and ReLU between.
+    """
+
+    def __init__(self, cfg: GANConfig):
+        super().__init__()
+        self.cfg = cfg
+        c = cfg.hidden
+        self.fc = nn.Linear(cfg.latent_dim, 4 * c * 2 * 2)
+        self.net = nn.Sequential(
+            nn.BatchNorm2d(4 * c), nn.ReLU(),
+            nn.ConvTranspose2d(4 * c, 2 * c, 4, stride=2, padding=1),   # (B, 2c, 4, 4)
+            nn.BatchNorm2d(2 * c), nn.ReLU(),
+            nn.ConvTranspose2d(2 * c, c, 4, stride=2, padding=1),       # (B, c, 8, 8)
+            nn.BatchNorm2d(c), nn.ReLU(),
+            nn.Conv2d(c, 1, 3, padding=1),                              # (B, 1, 8, 8)
+            nn.Sigmoid(),
+        )
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        h = rearrange(self.fc(z), "b (c h w) -> b c h w", h=2, w=2)   # (B, 4c, 2, 2)
+        return self.net(h)                                              # (B, 1, 8, 8)
+
+
+class ConvDiscriminator(nn.Module):
+    """D for 8x8 images: (B * pack, 1, 8, 8) -> one logit per pack (B,)."""
+
+    def __init__(self, cfg: GANConfig):
+        super().__init__()
+        self.cfg = cfg
+        c = cfg.hidden
+        self.features = nn.Sequential(
+            nn.Conv2d(1, c, 3, padding=1), nn.LeakyReLU(0.2),                # (N, c, 8, 8)
+            nn.Conv2d(c, 2 * c, 4, stride=2, padding=1), nn.LeakyReLU(0.2),  # (N, 2c, 4, 4)
+            nn.Conv2d(2 * c, 4 * c, 4, stride=2, padding=1), nn.LeakyReLU(0.2),  # (N, 4c, 2, 2)
+            nn.Flatten(),                                                     # (N, 16c)
+        )
+        self.head = nn.Linear(16 * c * cfg.pack, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.reshape(-1, 1, 8, 8)                                  # (N, 1, 8, 8)
+        h = pack(self.features(x), self.cfg.pack)                   # (N / pack, pack * 16c)
+        return self.head(h).squeeze(1)                              # (B,)
+
+
+def make_gan(cfg: GANConfig, device=None) -> tuple[nn.Module, nn.Module]:
+    """Build the generator and the discriminator that ``cfg`` describes (G first, then D)."""
+    if cfg.arch == "conv":
+        G, D = ConvGenerator(cfg), ConvDiscriminator(cfg)
+    else:
+        G, D = MLPGenerator(cfg), MLPDiscriminator(cfg)
+    return G.to(device), D.to(device)
+
+
+# ---------------------------------------------------------------------------------------
+# Losses (Goodfellow et al., 2014), written on D's logits for numerical stability:
+#   log D(x) = -softplus(-logit),   log(1 - D(x)) = -softplus(logit)
+# ---------------------------------------------------------------------------------------
+
+
+def discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+    """D's loss: -[log D(x) + log(1 - D(G(z)))], averaged over the batch.
+
+    Binary cross-entropy with label 1 for real and 0 for fake samples.
+
+    Args:
+        real_logits: D's logits on real samples, shape (B,).
+        fake_logits: D's logits on generated samples, shape (B',).
+    Returns:
+        A 0-d tensor.
+    """
+    return F.softplus(-real_logits).mean() + F.softplus(fake_logits).mean()
+
+
+def generator_loss_minimax(fake_logits: torch.Tensor) -> torch.Tensor:
+    """G's loss in the original minimax game: log(1 - D(G(z))), averaged (to minimise).
+
+    Its gradient vanishes when D confidently rejects the fakes (D(G(z)) near 0), which
+    is exactly the situation at the start of training.
+    """
+    return -F.softplus(fake_logits).mean()
+
+
+def generator_loss_nonsaturating(fake_logits: torch.Tensor) -> torch.Tensor:
+    """G's non-saturating loss: -log D(G(z)), averaged (Goodfellow et al., 2014, sec. 3).
+
+    Same fixed point as the minimax loss, but strong gradients when D rejects the fakes.
+    """
+    return F.softplus(-fake_logits).mean()
+
+
+GENERATOR_LOSSES = {"minimax": generator_loss_minimax, "nonsaturating": generator_loss_nonsaturating}
+
+
+def pack(x: torch.Tensor, m: int) -> torch.Tensor:
+    """PacGAN packing: join each run of ``m`` consecutive samples into one input.
+
+    Args:
+        x: (B * m, d) samples (all real or all fake).
+        m: packing degree.
+    Returns:
+        (B, m * d): row i holds samples i*m ... i*m + m - 1 side by side.
+    """
+    if x.shape[0] % m:
+        raise ValueError(f"cannot pack {x.shape[0]} samples in groups of {m}")
+    return rearrange(x, "(b m) d -> b (m d)", m=m)                    # (B, m * d)
+
+
+# ---------------------------------------------------------------------------------------
+# Training
+# ---------------------------------------------------------------------------------------
+
+
+def train_step(G: nn.Module, D: nn.Module, opt_g: torch.optim.Optimizer,
+               opt_d: torch.optim.Optimizer, x_real: torch.Tensor, z: torch.Tensor,
+               loss: str = "nonsaturating") -> dict[str, float]:
+    """One step of Algorithm 1 of Goodfellow et al. (2014): update D, then G.
+
+    Args:
+        x_real: real samples, (B * pack, data_dim) or (B * pack, 1, 8, 8).
+        z: noise for the fakes, (B * pack, latent_dim).
+        loss: the generator loss, "nonsaturating" or "minimax".
+    Returns:
+        loss_d, loss_g and D's mean probability "real" on real and fake samples.
+    """
+    # 1. Generate fakes x_fake = G(z).
+    x_fake = G(z)
+    # 2. D step: descend -[log D(x) + log(1 - D(G(z)))]; detach so G gets no gradient.
+    real_logits, fake_logits = D(x_real), D(x_fake.detach())
+    loss_d = discriminator_loss(real_logits, fake_logits)
+    opt_d.zero_grad(set_to_none=True)
+    loss_d.backward()
+    opt_d.step()
+    # 3. G step: descend the generator loss, scored by the just-updated D.
+    loss_g = GENERATOR_LOSSES[loss](D(x_fake))
+    opt_g.zero_grad(set_to_none=True)
+    loss_g.backward()
+    opt_g.step()
+    return {"loss_d": loss_d.item(), "loss_g": loss_g.item(),
+            "d_real": torch.sigmoid(real_logits).mean().item(),
+            "d_fake": torch.sigmoid(fake_logits).mean().item()}
+
+
+@torch.no_grad()
+def ema_update(G_ema: nn.Module, G: nn.Module, decay: float) -> None:
+    """G_ema <- decay * G_ema + (1 - decay) * G, weights only; buffers are copied.
+
+    Averaging the generator's weights over the last few hundred steps cancels much of
+    the back-and-forth of adversarial training ("The Unusual Effectiveness of Averaging
+    in GAN Training", Yazici et al., 2019).
+    """
+    for p_ema, p in zip(G_ema.parameters(), G.parameters()):
+        p_ema.lerp_(p, 1.0 - decay)
+    for b_ema, b in zip(G_ema.buffers(), G.buffers()):
+        b_ema.copy_(b)
+
+
+@torch.no_grad()
+def sample(G: nn.Module, n: int, device=None, seed: int | None = None) -> torch.Tensor:
+    """Draw ``n`` samples from the generator (in eval mode, without gradients).
+
+    Args:
+        G: a generator with ``G.cfg.latent_dim``.
+        n: how many samples.
+        device: where to draw z (default: where G's weights are).
+        seed: seed of the noise, for repeatable samples (default: torch's global RNG).
+    Returns:
+        (n, data_dim) points, or (n, 1, 8, 8) images, on ``device``.
+    """
+    device = device or next(G.parameters()).device
+    gen = torch.Generator(device="cpu").manual_seed(seed) if seed is not None else None
+    z = torch.randn(n, G.cfg.latent_dim, generator=gen).to(device)   # (n, latent_dim)
+    was_training = G.training
+    G.eval()
+    x = G(z)
+    G.train(was_training)
+    return x
+
+
+@dataclass
+class GANRun:
+    """What ``train_gan`` returns."""
+
+    generator: nn.Module          # the averaged (EMA) generator when cfg.ema > 0, else G
+    discriminator: nn.Module
+    history: object               # coursekit.History of loss_d, loss_g, d_real, d_fake
+    snapshots: list[dict] = field(default_factory=list)  # {"step", "samples", "loss_d", "loss_g"}
+    raw_generator: nn.Module | None = None  # the last G itself (before averaging)
+
+
+def train_gan(cfg: GANConfig, data: torch.Tensor, steps: int, device=None, seed: int = 0,
+              snapshot_every: int = 0, n_snapshot: int = 1000, show: bool = True,
+              desc: str = "GAN") -> GANRun:
+    """Train a GAN on ``data`` for ``steps`` steps of ``train_step``.
+
+    Args:
+        cfg: the configuration (see ``PRESETS``).
+        data: the training set, (N, data_dim) points or (N, 1, 8, 8) images.
+        steps: number of steps; write it as ``coursekit.budget(...)`` in lessons.
+        device: where to train (default CPU).
+        seed: seeds the weights, the minibatches and the noise.
+        snapshot_every: every this many steps, store ``n_snapshot`` samples of the
+            (averaged) generator for the snapshot scrubber (0 = no snapshots).
+        show: show a progress bar.
+    Returns:
+        A GANRun with the generator, discriminator, history and snapshots.
+    """
+    from coursekit.train import train
+
+    device = torch.device(device or "cpu")
+    torch.manual_seed(seed)
+    G, D = make_gan(cfg, device)
+    G_ema = copy.deepcopy(G) if cfg.ema > 0 else G
+    opt_g = torch.optim.Adam(G.parameters(), lr=cfg.lr, betas=cfg.betas)
+    opt_d = torch.optim.Adam(D.parameters(), lr=cfg.lr, betas=cfg.betas)
+    schedules = []
+    if cfg.lr_decay:
+        def linear(step):
+            return max(0.0, 1.0 - step / max(steps, 1))
+        schedules = [torch.optim.lr_scheduler.LambdaLR(o, linear) for o in (opt_g, opt_d)]
+    data = data.to(device)
+    gen = torch.Generator(device="cpu").manual_seed(seed)
+    n_batch = cfg.batch_size * cfg.pack
+    snapshots: list[dict] = []
+
+    def snapshot(step, metrics):
+        x = sample(G_ema, n_snapshot, seed=seed + 1).cpu()
+        snapshots.append({"step": step, "samples": x, **metrics})
+
+    if snapshot_every:
+        snapshot(0, {"loss_d": float("nan"), "loss_g": float("nan")})
+
+    def step_fn(step):
+        idx = torch.randint(0, len(data), (n_batch,), generator=gen).to(device)
+        z = torch.randn(n_batch, cfg.latent_dim, generator=gen).to(device)
+        metrics = train_step(G, D, opt_g, opt_d, data[idx], z, cfg.loss)
+        for s in schedules:
+            s.step()
+        if G_ema is not G:
+            ema_update(G_ema, G, cfg.ema)
+        if snapshot_every and (step + 1) % snapshot_every == 0:
+            snapshot(step + 1, {"loss_d": metrics["loss_d"], "loss_g": metrics["loss_g"]})
+        return metrics
+
+    history = train(step_fn, steps, desc=desc, show=show)
+    G_ema.eval()
+    return GANRun(G_ema, D, history, snapshots, raw_generator=G)
+
+
+# ---------------------------------------------------------------------------------------
+# Evaluation on the 2-D mixtures
+# ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class ModeStats:
+    """Mode coverage and sample quality of generated points on a Gaussian mixture."""
+
+    modes_covered: int        # modes holding at least ``min_share`` of all samples
+    n_modes: int              # modes in the mixture
+    high_quality: float       # share of samples within n_std standard deviations of a centre
+    shares: torch.Tensor      # (n_modes,) share of all samples that are high quality at each mode
+
+    def __str__(self) -> str:
+        return (f"{self.modes_covered}/{self.n_modes} modes covered, "
+                f"{100 * self.high_quality:.1f}% high-quality samples")
+
+
+@torch.no_grad()
+def mode_stats(samples: torch.Tensor, centres: torch.Tensor, std: float, n_std: float = 3.0,
+               min_share: float = 0.01) -> ModeStats:
+    """Modes covered and high-quality share, as in the VEEGAN paper (Srivastava et al., 2017).
+
+    1. A sample is *high quality* when it lies within ``n_std * std`` of its nearest centre.
+    2. A mode is *covered* when at least ``min_share`` of all samples are high-quality
+       samples of that mode.
+
+    Args:
+        samples: generated points (N, 2).
+        centres: the mixture's centres (K, 2).
+        std: the standard deviation of each Gaussian.
+    Returns:
+        A ModeStats.
+    """
+    x = torch.as_tensor(samples).detach().float().cpu()
+    c = torch.as_tensor(centres).detach().float().cpu()
+    dist, nearest = torch.cdist(x, c).min(dim=1)                        # (N,), (N,)
+    good = dist < n_std * std                                           # (N,)
+    shares = torch.bincount(nearest[good], minlength=len(c)).float() / max(len(x), 1)  # (K,)
+    return ModeStats(int((shares >= min_share).sum()), len(c),
+                     good.float().mean().item() if len(x) else 0.0, shares)
+
+
+# ---------------------------------------------------------------------------------------
+# The digit GAN other chapters use
+# ---------------------------------------------------------------------------------------
+
+
+def train_digit_gan(steps: int | None = None, device=None, seed: int = 0,
+                    show: bool = True) -> tuple[nn.Module, object]:
+    """Train the "digits" preset on the training split of the 8x8 digits.
+
+    Args:
+        steps: training steps (default ``coursekit.budget(1500, fast=30)``).
+        device: where to train (default CPU).
+        seed: seeds the weights, minibatches and noise.
+    Returns:
+        (generator, history): the averaged generator in eval mode, whose
+        ``sample(G, n)`` gives (n, 1, 8, 8) images in [0, 1], and the training History.
+    """
+    from coursekit.data import load_digits
+    from coursekit.runtime import budget
+
+    steps = budget(1500, fast=30) if steps is None else steps
+    x = load_digits(seed=0).x_train                                     # (N, 1, 8, 8)
+    run = train_gan(PRESETS["digits"], x, steps, device=device, seed=seed, show=show,
+                    desc="digit GAN")
+    return run.generator, run.history
+
+
+__all__ = [
+    "GANConfig", "PRESETS", "preset", "mlp", "MLPGenerator", "MLPDiscriminator",
+    "ConvGenerator", "ConvDiscriminator", "make_gan", "discriminator_loss",
+    "generator_loss_minimax", "generator_loss_nonsaturating", "GENERATOR_LOSSES", "pack",
+    "train_step", "ema_update", "sample", "GANRun", "train_gan", "ModeStats", "mode_stats",
+    "train_digit_gan",
+]
