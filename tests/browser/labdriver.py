@@ -186,3 +186,10 @@ def nudge_first_slider(page, area, presses: int = 5) -> None:
     for _ in range(presses):
         page.keyboard.press("ArrowRight")
     page.wait_for_timeout(300)
+
+
+def show_cell(page, index: int) -> None:
+    """Scroll a cell's output into view (before a screenshot)."""
+    page.evaluate("""(i) => { const c = window.jupyterapp.shell.currentWidget.content.widgets[i];
+                      c.node.scrollIntoView({block: 'center'}); }""", index)
+    page.wait_for_timeout(500)

@@ -14,7 +14,7 @@ import nbformat
 import pytest
 
 from labdriver import (cells, errors, nudge_first_slider, open_notebook, output_text, run_all,
-                       run_cells, set_source, widget_outputs)
+                       run_cells, set_source, show_cell, widget_outputs)
 from nbtools import notebook
 
 LESSONS = ["02", "03"]
@@ -81,12 +81,14 @@ def test_exercise_check_passes_then_fails(lab, page, screenshots, chapter):
     set_source(page, index, right)
     run_cells(page, list(range(0, check + 1)))
     verdict = cells(page)[check]
+    show_cell(page, check)
     page.screenshot(path=screenshots / f"exercise-{chapter}-right.png", full_page=True)
     assert "PASSED" in output_text(verdict), output_text(verdict)
 
     set_source(page, index, _wrong(right))
     run_cells(page, [index, check])
     verdict = cells(page)[check]
+    show_cell(page, check)
     page.screenshot(path=screenshots / f"exercise-{chapter}-wrong.png", full_page=True)
     text = output_text(verdict)
     assert "PASSED" not in text
