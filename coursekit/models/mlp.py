@@ -178,7 +178,8 @@ class MLP(nn.Module):
         self.act = get_activation(activation)
         self.activation = activation
         self.sizes = sizes
-        self.layers = nn.ModuleList(Dense(d_in, d_out) for d_in, d_out in zip(sizes[:-1], sizes[1:]))
+        self.layers = nn.ModuleList(Dense(d_in, d_out)
+                                    for d_in, d_out in zip(sizes[:-1], sizes[1:]))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(N, sizes[0]) -> (N, sizes[-1]); no activation after the last layer.

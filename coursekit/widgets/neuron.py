@@ -129,8 +129,8 @@ class NeuronPlayground(PlotWidget):
 
         ax, side = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1.15, 1]})
         fig.subplots_adjust(left=0.07, right=0.93, bottom=0.13, top=0.9, wspace=0.45)
-        shade = ax.imshow(surface, extent=(lo[0].item(), hi[0].item(), lo[1].item(), hi[1].item()),
-                          origin="lower", cmap="coolwarm", norm=norm, alpha=0.5,
+        extent = (lo[0].item(), hi[0].item(), lo[1].item(), hi[1].item())
+        shade = ax.imshow(surface.numpy(), extent=extent, origin="lower", cmap="coolwarm", norm=norm, alpha=0.5,
                           interpolation="bilinear", aspect="equal")
         cbar = fig.colorbar(shade, ax=ax, fraction=0.046, pad=0.03)
         cbar.set_label("neuron output a")
@@ -142,12 +142,13 @@ class NeuronPlayground(PlotWidget):
             scale = 0.6 / (w1 ** 2 + w2 ** 2) ** 0.5
             ax.annotate("", xy=(cx + w1 * scale, cy + w2 * scale), xytext=(cx, cy),
                         arrowprops=dict(arrowstyle="->", color="k", lw=1.5))
-        colours = torch.where(y == 1, 1.0, 0.0)
-        ax.scatter(x[:, 0], x[:, 1], c=colours, cmap="coolwarm", vmin=0, vmax=1, s=14,
-                   edgecolors="none")
+        xy = x.numpy()                                          # matplotlib wants arrays
+        ax.scatter(xy[:, 0], xy[:, 1], c=(y == 1).float().numpy(), cmap="coolwarm", vmin=0,
+                   vmax=1, s=14, edgecolors="none")
         wrong = ~correct
-        ax.scatter(x[wrong, 0], x[wrong, 1], s=42, facecolors="none", edgecolors="k",
-                   linewidths=0.8, label=f"mistakes ({int(wrong.sum())})")
+        miss = wrong.numpy()
+        ax.scatter(xy[miss, 0], xy[miss, 1], s=42, facecolors="none", edgecolors="k", linewidths=0.8,
+                   label=f"mistakes ({int(wrong.sum())})")
         ax.set_xlim(lo[0].item(), hi[0].item())
         ax.set_ylim(lo[1].item(), hi[1].item())
         ax.set_xlabel("$x_1$")
@@ -169,7 +170,7 @@ class NeuronPlayground(PlotWidget):
         curve = side.twinx()
         zs = torch.linspace(-z_lim, z_lim, 200)
         with torch.no_grad():
-            curve.plot(zs, neuron.act(zs), color="k", lw=2)
+            curve.plot(zs.numpy(), neuron.act(zs).numpy(), color="k", lw=2)
         curve.set_ylabel(f"output a = {values['activation']}(z)")
         right_title = f"side view: class 1 where z > 0 (a > {mid:g})"
         side.set_title(right_title)
