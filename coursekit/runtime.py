@@ -66,17 +66,25 @@ def _mps_available() -> bool:
     return bool(backend is not None and backend.is_available())
 
 
-def setup(seed: int = 0, device: str | None = None, quiet: bool = False) -> torch.device:
+def setup(seed: int = 0, device: str | None = None, quiet: bool = False,
+          threads: int | None = None) -> torch.device:
     """The "run this first" call of every notebook: seed everything, pick the device.
 
     Args:
         seed: seed for Python, NumPy and torch.
         device: force a device name; by default the fastest available one.
         quiet: do not print the one-line summary.
+        threads: CPU threads for torch. By default torch's own choice, except in fast
+            mode, where the tests run several kernels side by side and one thread each
+            avoids oversubscribing the cores (the course's small models lose little).
     Returns:
         The ``torch.device`` to put models and data on.
     """
     seed_everything(seed)
+    if threads is None and fast_mode():
+        threads = 1
+    if threads is not None:
+        torch.set_num_threads(int(threads))
     chosen = pick_device(device)
     if not quiet:
         mode = "fast (tests)" if fast_mode() else "default"
