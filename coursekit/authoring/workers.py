@@ -1,0 +1,166 @@
+"""A pool of sandbox workers (:mod:`coursekit.authoring.sandbox`) for ``coursekit grade``.
+
+Each worker is a separate Python process that has imported torch, coursekit and IPython
+once and forks a fresh, shut-in process per notebook and per check, so a class is
+graded without paying the interpreter's and torch's start-up per submission, and no
+submission can affect another. Workers hold no learner state between jobs, so one
+pool serves every ``grade()`` call of a process; it is closed at exit.
+"""
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import queue
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+
+class WorkerError(RuntimeError):
+    """A worker died, hung or answered nonsense; the job was not graded."""
+
+
+class Worker:
+    """One sandbox worker process and its JSON-lines channel."""
+
+    def __init__(self, threads: int, start_timeout: float = 300):
+        self.home = tempfile.mkdtemp(prefix="coursekit-worker-")
+        env = dict(os.environ)
+        env.update({"PYTHONHASHSEED": "0", "MPLBACKEND": "Agg", "IPYTHONDIR": self.home,
+                    "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
+                    "PYTHONDONTWRITEBYTECODE": "1"})
+        env.pop("COURSEKIT_FAST", None)
+        self.log = open(os.path.join(self.home, "worker.log"), "wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "coursekit.authoring.sandbox"], stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, stderr=self.log, cwd=self.home, env=env,
+            start_new_session=True)
+        self.started = time.monotonic()
+        self.start_timeout = start_timeout
+        self.ready = False
+
+    def _readline(self, timeout: float) -> bytes:
+        out = self.proc.stdout
+        ready, _, _ = select.select([out], [], [], max(0.0, timeout))
+        if not ready:
+            raise WorkerError("the grading worker did not answer in time")
+        line = out.readline()
+        if not line:
+            raise WorkerError("the grading worker stopped (see its log: "
+                              + self.log_tail() + ")")
+        return line
+
+    def wait_ready(self) -> None:
+        if not self.ready:
+            left = self.start_timeout - (time.monotonic() - self.started)
+            message = json.loads(self._readline(left))
+            if not message.get("ready"):
+                raise WorkerError(f"the grading worker could not start: {message}")
+            self.ready = True
+
+    def run(self, job: dict, timeout: float) -> dict:
+        self.wait_ready()
+        self.proc.stdin.write((json.dumps({"op": "grade", "job": job}) + "\n").encode())
+        self.proc.stdin.flush()
+        answer = json.loads(self._readline(timeout))
+        if not answer.get("ok"):
+            raise WorkerError(f"grader bug: {answer.get('error')}\n{answer.get('trace', '')}")
+        return answer["result"]
+
+    def log_tail(self) -> str:
+        try:
+            with open(os.path.join(self.home, "worker.log"), "rb") as fh:
+                return fh.read()[-2000:].decode(errors="replace").strip() or "empty"
+        except OSError:
+            return "no log"
+
+    def close(self) -> None:
+        try:
+            if self.proc.poll() is None:
+                self.proc.stdin.write(b'{"op": "quit"}\n')
+                self.proc.stdin.flush()
+                self.proc.wait(timeout=5)
+        except (OSError, ValueError, subprocess.TimeoutExpired):
+            pass
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+            self.proc.wait()
+        self.log.close()
+        shutil.rmtree(self.home, ignore_errors=True)
+
+
+class WorkerPool:
+    """Up to ``size`` workers, started on demand; ``run`` blocks until one is free."""
+
+    def __init__(self, size: int, threads: int):
+        self.size, self.threads = size, threads
+        self.idle: queue.Queue[Worker] = queue.Queue()
+        self.count = 0
+        self.lock = threading.Lock()
+        self.all: list[Worker] = []
+
+    def _take(self) -> Worker:
+        with self.lock:
+            if self.idle.empty() and self.count < self.size:
+                self.count += 1
+                worker = Worker(self.threads)
+                self.all.append(worker)
+                return worker
+        return self.idle.get()
+
+    def warm_up(self, n: int) -> None:
+        """Start ``n`` workers now (they import torch in parallel)."""
+        with self.lock:
+            while self.count < min(n, self.size):
+                self.count += 1
+                worker = Worker(self.threads)
+                self.all.append(worker)
+                self.idle.put(worker)
+
+    def run(self, job: dict, timeout: float) -> dict:
+        worker = self._take()
+        try:
+            result = worker.run(job, timeout)
+        except (WorkerError, OSError, ValueError) as err:
+            worker.close()
+            with self.lock:
+                self.all.remove(worker)
+                self.count -= 1
+            raise WorkerError(str(err)) from None
+        self.idle.put(worker)
+        return result
+
+    def close(self) -> None:
+        with self.lock:
+            for worker in self.all:
+                worker.close()
+            self.all.clear()
+            self.count = 0
+            self.idle = queue.Queue()
+
+
+_POOLS: dict[tuple[int, int], WorkerPool] = {}
+
+
+def get_pool(size: int, threads: int) -> WorkerPool:
+    """The process's shared pool for this size (workers are stateless between jobs)."""
+    key = (size, threads)
+    if key not in _POOLS:
+        _POOLS[key] = WorkerPool(size, threads)
+    return _POOLS[key]
+
+
+@atexit.register
+def close_all() -> None:
+    for pool in _POOLS.values():
+        pool.close()
+    _POOLS.clear()
