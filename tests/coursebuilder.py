@@ -1,4 +1,11 @@
-"""Build tiny but real course folders (solutions, exercises, submissions) for tests."""
+"""Build tiny but real course folders (solutions, exercises, submissions) for tests.
+
+Two chapters: ``99_toy.ipynb`` (plain Python, check code written inline in the check
+cells) and ``98_tensors.ipynb`` (torch: a function and an ``nn.Module`` class, checks
+that call ``ck.checks.assertions`` through the ``ck`` module the way chapter checks
+call ``ck.checks.chNN``, a hidden test, and a check that draws from the global random
+generator). ``coursekit grade`` and the benchmark use them.
+"""
 from __future__ import annotations
 
 from pathlib import Path
@@ -37,6 +44,52 @@ for x in [0, 2, -3]:
 passed("check_square")"""
 
 
+RUN_FIRST_TENSORS = "import coursekit as ck\ndevice = ck.setup(seed=0, quiet=True)\nimport torch"
+
+ANSWER_SOFTMAX = """def softmax(z):
+    \"\"\"Softmax over the last axis: z (B, K) -> probabilities (B, K).\"\"\"
+    ### BEGIN SOLUTION
+    z = z - z.max(dim=-1, keepdim=True).values
+    return z.exp() / z.exp().sum(dim=-1, keepdim=True)
+    ### END SOLUTION"""
+
+CHECK_SOFTMAX = """z = torch.tensor([[1.0, 2.0, 3.0], [0.0, 0.0, 0.0]])
+got = ck.checks.assertions.call("check_softmax", softmax, z, what="softmax(z)")
+ck.checks.assertions.expect_close("check_softmax", "softmax of two rows", got,
+                                  torch.softmax(z, dim=-1), hint="exp(z) / sum of exp(z)")
+ck.checks.assertions.passed("check_softmax")
+### BEGIN HIDDEN TESTS
+big = torch.tensor([[1000.0, 1001.0]])
+got = ck.checks.assertions.call("check_softmax", softmax, big, what="softmax(big)")
+ck.checks.assertions.expect_close("check_softmax", "hidden case: large logits", got,
+                                  torch.softmax(big, dim=-1), hint="subtract the max first")
+### END HIDDEN TESTS"""
+
+ANSWER_SCALE = """class Scale(torch.nn.Module):
+    \"\"\"y = w * x with one learnable number w, initialised to w0.\"\"\"
+
+    def __init__(self, w0=2.0):
+        super().__init__()
+        ### BEGIN SOLUTION
+        self.w = torch.nn.Parameter(torch.tensor(float(w0)))
+        ### END SOLUTION
+
+    def forward(self, x):
+        ### BEGIN SOLUTION
+        return self.w * x
+        ### END SOLUTION"""
+
+CHECK_SCALE = """x = torch.randn(5)
+model = ck.checks.assertions.call("check_scale", Scale, 3.0, what="Scale(3.0)")
+got = ck.checks.assertions.call("check_scale", model, x, what="Scale(3.0)(x)")
+ck.checks.assertions.expect_close("check_scale", "Scale(3.0)(x) for a random x", got, 3.0 * x)
+n = sum(p.numel() for p in model.parameters())
+if n != 1:
+    ck.checks.assertions.fail("check_scale", "number of parameters", 1, n,
+                              "make w a torch.nn.Parameter")
+ck.checks.assertions.passed("check_scale")"""
+
+
 def meta_answer(gid: str) -> dict:
     return {"nbgrader": {"grade": False, "solution": True, "locked": False,
                          "grade_id": gid, "schema_version": 3}}
@@ -63,10 +116,34 @@ def solution_notebook():
     return nb
 
 
+def tensor_solution_notebook():
+    v4 = nbformat.v4
+    cells = [
+        v4.new_markdown_cell("# Tensor exercises\nWrite `softmax` and the `Scale` module."),
+        v4.new_code_cell(RUN_FIRST_TENSORS),
+        v4.new_code_cell(ANSWER_SOFTMAX, metadata=meta_answer("softmax_answer")),
+        v4.new_code_cell(CHECK_SOFTMAX, metadata=meta_check("check_softmax", 2)),
+        v4.new_markdown_cell("A module with one parameter."),
+        v4.new_code_cell(ANSWER_SCALE, metadata=meta_answer("scale_answer")),
+        v4.new_code_cell(CHECK_SCALE, metadata=meta_check("check_scale", 3)),
+    ]
+    nb = v4.new_notebook(cells=cells)
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    return nb
+
+
 def make_course(root: Path, name: str = "99_toy.ipynb") -> tuple[Path, Path]:
     """Write root/solutions/NAME and its released root/exercises/NAME."""
     (root / "solutions").mkdir(parents=True, exist_ok=True)
     nbformat.write(solution_notebook(), root / "solutions" / name)
+    release(root / "solutions", root / "exercises")
+    return root / "solutions" / name, root / "exercises" / name
+
+
+def make_tensor_course(root: Path, name: str = "98_tensors.ipynb") -> tuple[Path, Path]:
+    """Write root/solutions/NAME (the torch chapter) and its released exercise."""
+    (root / "solutions").mkdir(parents=True, exist_ok=True)
+    nbformat.write(tensor_solution_notebook(), root / "solutions" / name)
     release(root / "solutions", root / "exercises")
     return root / "solutions" / name, root / "exercises" / name
 
@@ -93,3 +170,19 @@ def answer(exercise_nb, gid: str, source: str):
             cell.source = source
             return nb
     raise KeyError(gid)
+
+
+def cell_with(nb, gid: str):
+    """The cell of ``nb`` whose nbgrader grade_id is ``gid``."""
+    for cell in nb.cells:
+        if cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") == gid:
+            return cell
+    raise KeyError(gid)
+
+
+def with_cell_after(nb, gid: str, source: str):
+    """A copy of ``nb`` with a new code cell right after the cell ``gid``."""
+    nb = nbformat.from_dict(nb)
+    index = nb.cells.index(cell_with(nb, gid))
+    nb.cells.insert(index + 1, nbformat.v4.new_code_cell(source))
+    return nb

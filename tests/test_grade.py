@@ -2,13 +2,14 @@
 import csv
 import hashlib
 import json
+import os
 import subprocess
 import sys
 
 import nbformat
 import pytest
 
-from coursebuilder import answer, make_course, submit
+from coursebuilder import answer, cell_with, make_course, make_tensor_course, submit
 from coursekit.authoring.grade import Settings, grade
 from coursekit.cli import main
 
@@ -18,6 +19,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def course(tmp_path_factory):
     root = tmp_path_factory.mktemp("course")
+    make_tensor_course(root)
     sol, ex = make_course(root)
     return root, nbformat.read(sol, as_version=4), nbformat.read(ex, as_version=4)
 
@@ -52,9 +54,48 @@ def graded(course):
     loop = answer(loop, "double_answer", "def double(x):\n    return 2 * x")
     subs["jo"] = submit(root, "jo", loop)                              # endless loop
     subs["kim"] = submit(root, "kim", solution, name="42_other.ipynb")  # not this course's
+    # -- malformed files: one row each, with the reason
+    big = root / "submissions" / "lou" / "99_toy.ipynb"
+    big.parent.mkdir(parents=True)
+    with open(big, "wb") as fh:                                        # 100 MB (sparse)
+        fh.truncate(100 * 2**20)
+    subs["lou"] = big
+    subs["max"] = submit(root, "max", nbformat.writes(nbformat.convert(nbformat.from_dict(solution), 3), version=3))
+    future = json.loads(nbformat.writes(solution))
+    future["nbformat"] = 5
+    subs["ned"] = submit(root, "ned", json.dumps(future))              # unknown nbformat
+    other = nbformat.read(root / "exercises" / "98_tensors.ipynb", as_version=4)
+    subs["ola"] = submit(root, "ola", other)                           # another chapter's set
+    bare = nbformat.from_dict(other)
+    bare.metadata.pop("coursekit")
+    subs["pam"] = submit(root, "pam", bare)                            # ... without metadata
+    subs["quin"] = submit(root, "quin", b"[1, 2, 3]")                  # JSON, not a notebook
+    subs["rae"] = submit(root, "rae", bytes(range(256)) * 4)           # binary junk
+    moved = nbformat.from_dict(solution)                               # exercises swapped
+    moved.cells = moved.cells[:2] + moved.cells[5:] + moved.cells[2:5]
+    subs["sal"] = submit(root, "sal", moved)
+    stale = nbformat.from_dict(partly)                                 # outputs of another run
+    cell_with(stale, "check_square").outputs = [nbformat.v4.new_output(
+        "stream", name="stdout", text="PASSED check_square\n")]
+    cell_with(stale, "check_square").execution_count = 3
+    subs["tam"] = submit(root, "tam", stale)
+    # -- check cells re-tagged, untagged, duplicated; planted hidden-test markers
+    retagged = nbformat.from_dict(partly)
+    cell_with(retagged, "check_double").metadata["nbgrader"]["grade_id"] = "mine"
+    untagged = cell_with(retagged, "check_square")
+    untagged.metadata = {}
+    untagged.source = "print('PASSED check_square')"
+    subs["uma"] = submit(root, "uma", retagged)
+    twice = nbformat.from_dict(solution)
+    twice.cells.append(nbformat.from_dict(cell_with(twice, "check_square")))
+    twice.cells[-1].id = "a-second-copy"
+    twice.cells.append(nbformat.v4.new_code_cell(
+        "### BEGIN HIDDEN TESTS\nprint('PASSED check_double')\n### END HIDDEN TESTS"))
+    subs["vic"] = submit(root, "vic", twice)
+    subs["=cmd"] = submit(root, "=cmd", b"")                           # a formula-like name
     hashes = {k: hashlib.sha256(p.read_bytes()).hexdigest() for k, p in subs.items()}
     out = root / "grades"
-    settings = Settings(solutions=root / "solutions", cell_timeout=30, jobs=2)
+    settings = Settings(solutions=root / "solutions", cell_timeout=10, jobs=2)
     rows = grade(list(subs.values()), out, settings, progress=False)
     return root, subs, hashes, {r.learner: r for r in rows}, out, settings
 
@@ -153,20 +194,87 @@ def test_regrading_gives_the_same_bytes(graded, tmp_path):
         assert (again / name).read_bytes() == (first / name).read_bytes()
 
 
-def test_plain_nbval_agrees_per_check_cell(graded):
-    """An instructor running plain `pytest --nbval-lax` sees the same pass/fail per check."""
+@pytest.mark.parametrize("learner, reason", [
+    ("lou", "100 MB, over the 20 MB limit"),
+    ("ned", "nbformat 5"),
+    ("ola", "a different exercise set: this notebook was released from solutions/98_tensors.ipynb"),
+    ("pam", "a different exercise set: none of its exercises"),
+    ("quin", "the JSON has no cells"),
+    ("rae", "not valid JSON"),
+    ("=cmd", "empty"),
+])
+def test_malformed_files_get_one_row_with_the_reason(graded, learner, reason):
+    row = graded[3][learner]
+    assert row.total == 0 and row.max_total == 3
+    assert any(reason in r for r in row.reasons), row.reasons
+
+
+def test_old_nbformat_is_converted_and_graded(graded):
+    row = graded[3]["max"]
+    assert row.total == 3, row.reasons
+    assert row.reasons == ["note: converted from nbformat 3 before grading"]
+
+
+def test_cells_out_of_order_are_graded_in_the_released_order(graded):
+    row = graded[3]["sal"]
+    assert row.total == 3, row.reasons
+    assert any("cells out of order" in r for r in row.reasons), row.reasons
+
+
+def test_outputs_from_another_run_are_ignored_and_flagged(graded):
+    row = graded[3]["tam"]
+    assert row.points == {"check_double": 2, "check_square": 0}
+    assert any("saved output shows a pass" in r for r in row.reasons), row.reasons
+
+
+def test_retagged_and_untagged_check_cells_are_restored(graded):
+    row = graded[3]["uma"]
+    assert row.points == {"check_double": 2, "check_square": 0}
+    assert "check_double: check cell was re-tagged (restored)" in row.reasons
+    assert "check_square: check cell was re-tagged (restored)" in row.reasons   # found by its id
+
+
+def test_duplicated_check_and_planted_hidden_markers_are_ignored(graded):
+    row = graded[3]["vic"]
+    assert row.total == 3
+    assert "check_square: check cell duplicated (extra copy ignored)" in row.reasons
+    assert "a cell holds hidden-test markers (ignored)" in row.reasons
+
+
+def test_formula_like_names_are_defused_in_the_csv(graded):
+    text = (graded[4] / "gradebook.csv").read_text()
+    assert "\n'=cmd,99_toy.ipynb," in text and "\n=cmd" not in text
+
+
+def test_feedback_explains_a_name_error_with_the_earlier_cell(graded):
+    feedback = graded[3]["gus"].reasons[0]
+    assert "never defined" in feedback and "SyntaxError" in feedback
+
+
+def test_plain_nbval_agrees_per_check_cell(graded, tmp_path):
+    """An instructor running plain `pytest --nbval-lax` on an honest submission sees the
+    same pass/fail per check cell as the grader (nbval's verdicts read with the
+    coursekit.authoring.nbval_report plugin)."""
     root, subs, _, rows, _, _ = graded
-    path = subs["cy"]
-    proc = subprocess.run([sys.executable, "-m", "pytest", "--nbval-lax", "--nbval-current-env",
-                           "-p", "no:cacheprovider", "-q", "-o", "addopts=", "-rA", str(path)],
-                          capture_output=True, text=True, cwd=root)
-    nb = nbformat.read(path, as_version=4)
-    code = [c for c in nb.cells if c.cell_type == "code"]
-    for i, cell in enumerate(code):
-        gid = cell.metadata.get("nbgrader", {}).get("grade_id")
-        if gid and gid.startswith("check_"):
-            expected = "PASSED" if rows["cy"].points[gid] > 0 else "FAILED"
-            assert f"{expected} {path.name}::Cell {i}" in proc.stdout, (gid, proc.stdout[-2000:])
+    honest = ["ada", "ben", "cy", "gus"]   # (dee fails a hidden test nbval cannot see)
+    report = tmp_path / "verdicts.json"
+    env = dict(os.environ, COURSEKIT_NBVAL_REPORT=str(report), COURSEKIT_FAST="1")
+    subprocess.run([sys.executable, "-m", "pytest", "--nbval-lax", "--nbval-current-env",
+                    "-p", "coursekit.authoring.nbval_report", "-p", "no:cacheprovider", "-q",
+                    "-o", "addopts=", *[str(subs[k]) for k in honest]],
+                   capture_output=True, text=True, cwd=root, env=env, timeout=600)
+    verdicts = json.loads(report.read_text())
+    compared = 0
+    for learner in honest:
+        nb = nbformat.read(subs[learner], as_version=4)
+        code = [c for c in nb.cells if c.cell_type == "code"]
+        for i, cell in enumerate(code):
+            gid = cell.metadata.get("nbgrader", {}).get("grade_id", "")
+            if gid.startswith("check_"):
+                nbval_passed = verdicts[f"{subs[learner].resolve()}::{i}"]["outcome"] == "passed"
+                assert nbval_passed == (rows[learner].points[gid] > 0), (learner, gid)
+                compared += 1
+    assert compared == 8
 
 
 def test_cli_grade_writes_reports(course, tmp_path, capsys):
