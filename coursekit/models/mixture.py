@@ -41,7 +41,7 @@ class MixtureConfig:
     n_components: int = 8  # K: how many Gaussian bumps
     n_iter: int = 100      # most EM iterations to run
     tol: float = 1e-6      # stop early when the mean log-likelihood gains less than this
-    reg: float = 1e-4      # added to every covariance's diagonal so it stays invertible
+    reg: float = 1e-3      # added to every covariance's diagonal: keeps bumps from collapsing
     seed: int = 0          # picks the data points that start as the means
 
     def __post_init__(self):
@@ -89,7 +89,8 @@ class GaussianMixture:
         pi: (K,) mixing weights, summing to 1.
         mu: (K, D) means.
         Sigma: (K, D, D) covariances.
-        history: mean training log-likelihood after each EM iteration (never decreasing).
+        history: mean training log-likelihood of the starting parameters and after each
+            EM iteration (never decreasing); ``history[-1]`` is that of the fitted model.
     """
 
     def __init__(self, config: MixtureConfig | None = None, **overrides):
@@ -143,9 +144,14 @@ class GaussianMixture:
                              dtype=x.dtype, device=x.device)                   # (K,)
         self.history = []
         for _ in range(cfg.n_iter):
-            # 1. E-step (9.23): responsibilities from the current parameters.
+            # 1. E-step (9.23): responsibilities from the current parameters. The same
+            #    numbers give the log-likelihood of those parameters, tracked in history.
             joint = self.joint_log_prob(x)                                      # (N, K)
-            gamma = torch.softmax(joint, dim=1)                                 # (N, K)
+            log_px = torch.logsumexp(joint, dim=1, keepdim=True)                # (N, 1)
+            self.history.append(log_px.mean().item())
+            if len(self.history) > 1 and self.history[-1] - self.history[-2] < cfg.tol:
+                return self                                                     # converged
+            gamma = torch.exp(joint - log_px)                                   # (N, K)
             # 2. M-step (9.27, 9.24, 9.25, 9.26): weighted counts, means, covariances, weights.
             Nk = gamma.sum(0).clamp_min(1e-10)                                  # (K,)
             self.mu = einsum(gamma, x, "n k, n d -> k d") / Nk[:, None]         # (K, D)
@@ -153,10 +159,8 @@ class GaussianMixture:
             self.Sigma = einsum(gamma, diff, diff, "n k, n k d, n k e -> k d e") / Nk[:, None, None]
             self.Sigma = self.Sigma + cfg.reg * eye                             # (K, D, D)
             self.pi = Nk / N                                                    # (K,)
-            # 3. Track the mean log-likelihood; stop when it no longer improves.
-            self.history.append(self.log_prob(x).mean().item())
-            if len(self.history) > 1 and self.history[-1] - self.history[-2] < cfg.tol:
-                break
+        # 3. The likelihood of the final parameters, so that history[-1] describes them.
+        self.history.append(self.log_prob(x).mean().item())
         return self
 
     @torch.no_grad()
