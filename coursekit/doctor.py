@@ -6,13 +6,14 @@ problem, the command or setting that fixes it::
     [ OK ] python       3.11.7
     [ OK ] torch        2.13.0+cpu
     [FAIL] ipywidgets   not installed
-           fix: bash course.sh setup   (or: pip install "ipywidgets>=8.0")
+           fix: bash course.sh setup   (or: pip install "ipywidgets>=8.0,<9")
 """
 from __future__ import annotations
 
 import importlib
 import importlib.metadata
 import importlib.util
+import io
 import os
 import platform
 import re
@@ -139,7 +140,6 @@ def _check_plotting() -> dict:
     """matplotlib imports and can render a figure to PNG without a display."""
     try:
         from matplotlib.figure import Figure
-        import io
         fig = Figure(figsize=(1, 1))
         fig.add_subplot().plot([0, 1], [0, 1])
         buf = io.BytesIO()

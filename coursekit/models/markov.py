@@ -160,7 +160,8 @@ class MarkovChain:
     def transition_matrix(self) -> torch.Tensor:
         """For a first-order chain: P[i, j] = p(vocab[j] | vocab[i]). Shape (V, V)."""
         if self.order != 1:
-            raise ValueError(f"transition_matrix is for order 1 (bigram) chains; this one has order {self.order}")
+            raise ValueError("transition_matrix is for order 1 (bigram) chains; "
+                             f"this one has order {self.order}")
         self._require_fitted()
         return torch.stack([self.next_probs(ch) for ch in self.vocab])  # (V, V)
 
