@@ -48,6 +48,10 @@ def _show(t: torch.Tensor):
     return str(rounded.tolist())
 
 
+def _rounded(p: torch.Tensor) -> list[float]:
+    return [round(v, 4) for v in p.tolist()]
+
+
 def _number(check: str, value, what: str) -> float:
     if isinstance(value, torch.Tensor) and value.numel() == 1:
         return float(value.detach().reshape(()).item())
@@ -104,7 +108,7 @@ def check_sample_categorical(sample_categorical) -> None:
     def draw(probs, n, seed):
         return call(name, sample_categorical, probs.clone(), n,
                     torch.Generator().manual_seed(seed),
-                    what=f"sample_categorical(probs={probs.tolist()}, n={n}, generator)")
+                    what=f"sample_categorical(probs={_rounded(probs)}, n={n}, generator)")
 
     probs = torch.tensor([0.2, 0.5, 0.3])
     # 1. Shape, integer type and range.
@@ -141,7 +145,7 @@ def check_sample_categorical(sample_categorical) -> None:
         ref = _sample_categorical(p, n, torch.Generator().manual_seed(seed))
         got = torch.as_tensor(draw(p, n, seed)).long()
         if not torch.equal(got, ref):
-            fail(name, f"probs={p.tolist()}, n={n}, generator seeded with {seed}",
+            fail(name, f"probs={_rounded(p)}, n={n}, generator seeded with {seed}",
                  str(ref.tolist()), str(got.tolist()),
                  "draw u = torch.rand(n, generator=generator) once, then return, for each u, "
                  "the first index i with cumsum(probs)[i] > u (torch.searchsorted(cdf, u, "
