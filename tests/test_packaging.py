@@ -21,7 +21,8 @@ def _pyproject() -> dict[str, str]:
 
 def _environment() -> dict[str, str]:
     deps: dict[str, str] = {}
-    for line in (ROOT / "environment.yml").read_text().splitlines():
+    text = (ROOT / "environment.yml").read_text()
+    for line in text[text.index("dependencies:"):].splitlines():
         m = re.match(r"\s*-\s+(?!pip:)(.+)$", line)
         if not m or m.group(1).strip() in ("pip", "-e ."):
             continue
