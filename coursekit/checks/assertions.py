@@ -26,7 +26,7 @@ def _short(value: Any, limit: int = 300) -> str:
     if isinstance(value, torch.Tensor):
         with torch.no_grad():
             text = f"tensor of shape {tuple(value.shape)}, dtype {str(value.dtype).replace('torch.', '')}"
-            if value.numel() <= 12:
+            if value.numel() <= 40:
                 text += f": {value.detach().cpu().tolist()}"
             elif value.is_floating_point() and value.numel():
                 text += (f", mean {value.float().mean().item():.4g}, "
