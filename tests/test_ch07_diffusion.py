@@ -1,0 +1,157 @@
+"""The chapter 07 checks pass on the reference answers and fail, with the right hint, on the
+stub and on typical wrong answers. The checks' own references are compared with
+coursekit.models.diffusion too, so the exercise and the package agree."""
+from __future__ import annotations
+
+import pytest
+import torch
+from torch.nn import functional as F
+
+from coursekit.checks import ch07
+from coursekit.checks.assertions import CheckFailure
+from coursekit.models import diffusion as D
+
+
+# ---------------------------------------------------------------------------------------
+# Reference answers (as in solutions/07_diffusion.ipynb)
+# ---------------------------------------------------------------------------------------
+def alphas_cumprod(betas):
+    return torch.cumprod(1 - betas, dim=0)
+
+
+def q_sample(x0, t, alphas_cumprod, eps):
+    abar = alphas_cumprod[t].view(-1, 1, 1, 1)
+    return abar.sqrt() * x0 + (1 - abar).sqrt() * eps
+
+
+def diffusion_loss(model, x0, t, eps, alphas_cumprod):
+    return F.mse_loss(model(q_sample(x0, t, alphas_cumprod, eps), t), eps)
+
+
+def ddpm_step(eps, t, xt, betas, z):
+    alphas = 1 - betas
+    abar = torch.cumprod(alphas, dim=0)
+    mean = (xt - betas[t] / (1 - abar[t]).sqrt() * eps) / alphas[t].sqrt()
+    if t == 0:
+        return mean
+    var = (1 - abar[t - 1]) / (1 - abar[t]) * betas[t]
+    return mean + var.sqrt() * z
+
+
+def ddim_step(eps, t, t_prev, xt, alphas_cumprod):
+    abar_t = alphas_cumprod[t]
+    abar_prev = alphas_cumprod[t_prev] if t_prev >= 0 else torch.tensor(1.0)
+    x0 = (xt - (1 - abar_t).sqrt() * eps) / abar_t.sqrt()
+    return abar_prev.sqrt() * x0 + (1 - abar_prev).sqrt() * eps
+
+
+def stub(*args, **kwargs):
+    # YOUR CODE HERE
+    raise NotImplementedError()
+
+
+# ---------------------------------------------------------------------------------------
+# Typical wrong answers, each with the words its failure message should contain
+# ---------------------------------------------------------------------------------------
+def _ac_from_betas(betas):
+    return torch.cumprod(1 - betas, 0)
+
+
+WRONG = {
+    "alphas_cumprod": [
+        (lambda b: torch.cumprod(b, 0), "running product of the betas"),
+        (lambda b: 1 - b, "alphas of single steps"),
+        (lambda b: torch.cat([torch.ones(1), torch.cumprod(1 - b, 0)[:-1]]), "off by one"),
+        (lambda b: 1 - torch.cumsum(b, 0), "torch.cumprod"),
+        (lambda b: torch.cumprod(1 - b, 0).tolist(), "should be a torch.Tensor"),
+    ],
+    "q_sample": [
+        (lambda x0, t, ac, eps: ac[t].view(-1, 1, 1, 1) * x0 + (1 - ac[t].view(-1, 1, 1, 1)) * eps,
+         "take square roots"),
+        (lambda x0, t, ac, eps: ac[t[0]].sqrt() * x0 + (1 - ac[t[0]]).sqrt() * eps, "its own t"),
+        (lambda x0, t, ac, eps: (1 - ac[t].view(-1, 1, 1, 1)).sqrt() * x0 + ac[t].view(-1, 1, 1, 1).sqrt() * eps,
+         "reshaped to"),
+        (lambda x0, t, ac, eps: ac[t].sqrt() * x0 + (1 - ac[t]).sqrt() * eps, "raised RuntimeError"),
+    ],
+    "diffusion_loss": [
+        (lambda m, x0, t, eps, ac: F.mse_loss(m(q_sample(x0, t, ac, eps), t), x0), "not the clean image"),
+        (lambda m, x0, t, eps, ac: F.mse_loss(m(x0, t), eps), "feed the noisy image"),
+        (lambda m, x0, t, eps, ac: ((m(q_sample(x0, t, ac, eps), t) - eps) ** 2).sum(), "do not sum"),
+        (lambda m, x0, t, eps, ac: F.mse_loss(m(q_sample(x0, t, ac, eps), t), eps).item(), "not loss.item()"),
+        (lambda m, x0, t, eps, ac: F.mse_loss(m(q_sample(x0, t, ac, eps), t), eps).detach(),
+         "autograd can differentiate"),
+    ],
+    "ddpm_step": [
+        (lambda eps, t, xt, b, z: ddpm_step(eps, t, xt, b, 0 * z) if t > 0 else ddpm_step(eps, t, xt, b, z),
+         "no noise was added"),
+        (lambda eps, t, xt, b, z: ddpm_step(eps, t, xt, b, z) if t > 0
+         else ddpm_step(eps, 0, xt, b, z) + b[0].sqrt() * z, "the last step adds no noise"),
+        (lambda eps, t, xt, b, z: ddpm_step(eps, t, xt, b, 0 * z) + (b[t].sqrt() * z if t > 0 else 0),
+         "paper's other choice"),
+        (lambda eps, t, xt, b, z: ddpm_step(eps, t, xt, b, 0 * z)
+         + ((1 - _ac_from_betas(b)[t - 1]) / (1 - _ac_from_betas(b)[t]) * b[t] * z if t > 0 else 0),
+         "square root of the variance"),
+        (lambda eps, t, xt, b, z: (xt - b[t] / (1 - _ac_from_betas(b)[t]).sqrt() * eps)
+         / _ac_from_betas(b)[t].sqrt(), "mean = (xt - beta_t"),
+    ],
+    "ddim_step": [
+        (lambda eps, t, tp, xt, ac: ddim_step(eps, t, tp, xt, ac) if tp >= 0
+         else ddim_step(eps, t, len(ac) - 1, xt, ac), "LAST entry"),
+        (lambda eps, t, tp, xt, ac: ac[tp].sqrt() * (xt - (1 - ac[t]).sqrt() * eps) / ac[t].sqrt()
+         if tp >= 0 else ddim_step(eps, t, tp, xt, ac), "direction term is missing"),
+        (lambda eps, t, tp, xt, ac: ddim_step(eps, t, max(tp, 0), xt, ac), "abar_prev"),
+    ],
+}
+
+REFERENCE = {"alphas_cumprod": alphas_cumprod, "q_sample": q_sample, "diffusion_loss": diffusion_loss,
+             "ddpm_step": ddpm_step, "ddim_step": ddim_step}
+
+
+def _check(name):
+    return getattr(ch07, f"check_{name}")
+
+
+@pytest.mark.parametrize("name", list(REFERENCE))
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_check_passes_on_the_reference(name, seed, capsys):
+    _check(name)(REFERENCE[name], seed=seed)
+    assert capsys.readouterr().out.startswith(f"PASSED check_{name}")
+
+
+@pytest.mark.parametrize("name", list(REFERENCE))
+def test_check_fails_on_the_stub(name):
+    with pytest.raises(CheckFailure, match="not written yet"):
+        _check(name)(stub)
+
+
+@pytest.mark.parametrize("name", list(REFERENCE))
+def test_check_fails_when_given_a_result_instead_of_a_function(name):
+    with pytest.raises(CheckFailure, match="pass the function itself"):
+        _check(name)(torch.zeros(3))
+
+
+@pytest.mark.parametrize("name,wrong,words",
+                         [(name, w, words) for name, cases in WRONG.items() for w, words in cases],
+                         ids=[f"{name}-{i}" for name, cases in WRONG.items() for i in range(len(cases))])
+def test_check_fails_on_a_typical_mistake_with_a_useful_hint(name, wrong, words):
+    with pytest.raises(CheckFailure, match="check_" + name) as info:
+        _check(name)(wrong)
+    assert words in str(info.value), str(info.value)
+
+
+def test_check_references_agree_with_the_package():
+    """The checks' references and coursekit.models.diffusion are two independent codings."""
+    betas = D.cosine_betas(100).float()
+    s = D.NoiseSchedule(betas)
+    assert torch.allclose(ch07._alphas_cumprod(betas).float(), s.alphas_cumprod, atol=1e-6)
+    assert torch.allclose(ch07._betas(100), s.betas, atol=1e-7)
+    x0, eps, z = torch.rand(3, 2, 1, 8, 8).unbind(0)
+    t = torch.tensor([3, 50])
+    assert torch.allclose(ch07._q_sample(x0, t, s.alphas_cumprod, eps).float(),
+                          D.q_sample(x0, t, s.alphas_cumprod, eps), atol=1e-6)
+    for step in (0, 1, 60):
+        assert torch.allclose(ch07._ddpm_step(eps, step, x0, betas, z).float(),
+                              D.ddpm_step(eps, step, x0, s, z, clip_x0=False), atol=1e-4)
+    for step, prev in ((60, 20), (5, -1)):
+        assert torch.allclose(ch07._ddim_step(eps, step, prev, x0, s.alphas_cumprod).float(),
+                              D.ddim_step(eps, step, prev, x0, s.alphas_cumprod, clip_x0=False), atol=1e-4)
