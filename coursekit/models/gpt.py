@@ -1,0 +1,331 @@
+"""A decoder-only Transformer (GPT), small enough to read top to bottom.
+
+The model follows "Attention Is All You Need" (Vaswani et al., 2017) for the attention
+itself and GPT-2 (Radford et al., 2019) for the layout: token and position embeddings,
+then ``n_layer`` blocks of pre-LayerNorm causal self-attention and an MLP, each added
+to a residual stream, then a final LayerNorm and a linear map back to the vocabulary.
+
+    from coursekit.models.gpt import GPT, GPTConfig
+    config = GPTConfig.preset("gpt-micro", vocab_size=tok.vocab_size)
+    model = GPT(config)
+    logits, loss = model(idx, targets)           # idx, targets: (B, T) token ids
+    out = model.generate(idx, max_new_tokens=200, temperature=0.8, top_k=10)
+    maps = model.attention_maps(idx)             # (n_layer, B, n_head, T, T)
+
+Shapes use B = batch, T = time (tokens), C = channels (n_embd), H = heads,
+D = channels per head (C / H), V = vocabulary size.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from einops import rearrange
+
+
+@dataclass
+class GPTConfig:
+    """Sizes and switches of a GPT. ``GPTConfig.preset(name, vocab_size=...)`` gives a named size."""
+
+    vocab_size: int = 65          # number of distinct tokens (V)
+    block_size: int = 64          # longest context the model can see (T at most)
+    n_layer: int = 4              # number of Transformer blocks stacked
+    n_head: int = 4               # attention heads per block (H); must divide n_embd
+    n_embd: int = 128             # width of the residual stream (C)
+    dropout: float = 0.0          # dropout on attention weights and residual branches
+    bias: bool = True             # biases in Linear layers and LayerNorms
+    pos_emb: str = "learned"      # "learned" (GPT) or "sinusoidal" (Vaswani et al., fixed)
+    tie_weights: bool = True      # the output layer reuses the token embedding matrix
+    fused_attention: bool = True  # use torch's fused scaled_dot_product_attention when possible
+
+    def __post_init__(self):
+        if self.n_embd % self.n_head != 0:
+            raise ValueError(f"n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head})")
+        if self.pos_emb not in ("learned", "sinusoidal"):
+            raise ValueError(f"pos_emb must be 'learned' or 'sinusoidal', got {self.pos_emb!r}")
+        if self.vocab_size < 1 or self.block_size < 1:
+            raise ValueError("vocab_size and block_size must be positive")
+
+    @classmethod
+    def preset(cls, name: str, **overrides) -> "GPTConfig":
+        """A named size from ``PRESETS`` with some fields changed, e.g. ``vocab_size=...``."""
+        if name not in PRESETS:
+            raise KeyError(f"no preset {name!r}; presets: {list(PRESETS)}")
+        return cls(**{**PRESETS[name], **overrides})
+
+
+# Tiny named sizes (parameter counts for a 65-token vocabulary, weights tied).
+PRESETS: dict[str, dict] = {
+    "gpt-pico": dict(n_layer=2, n_head=2, n_embd=32, block_size=32),     # ~27 K: unit tests
+    "gpt-nano": dict(n_layer=3, n_head=4, n_embd=64, block_size=64),     # ~0.16 M: seconds
+    "gpt-micro": dict(n_layer=4, n_head=4, n_embd=128, block_size=64),   # ~0.8 M: minutes on CPU
+    "gpt-mini": dict(n_layer=6, n_head=6, n_embd=192, block_size=128),   # ~2.7 M: a GPU helps
+}
+
+
+# --- positional encoding -------------------------------------------------------------
+
+def sinusoidal_positions(block_size: int, n_embd: int) -> torch.Tensor:
+    """The fixed positional encoding of Vaswani et al. (2017), section 3.5.
+
+    PE[pos, 2i] = sin(pos / 10000^(2i / C)) and PE[pos, 2i + 1] = cos(pos / 10000^(2i / C)).
+
+    Args:
+        block_size: number of positions T.
+        n_embd: width C (even).
+    Returns:
+        (T, C) float tensor.
+    """
+    if n_embd % 2:
+        raise ValueError(f"sinusoidal positions need an even width, got {n_embd}")
+    pos = torch.arange(block_size, dtype=torch.float32)[:, None]            # (T, 1)
+    inv_freq = 10000.0 ** (-torch.arange(0, n_embd, 2, dtype=torch.float32) / n_embd)  # (C/2,)
+    angles = pos * inv_freq                                                  # (T, C/2)
+    pe = torch.stack([angles.sin(), angles.cos()], dim=-1)                   # (T, C/2, 2)
+    return rearrange(pe, "t half two -> t (half two)")                       # (T, C): sin, cos, sin, ...
+
+
+# --- attention -----------------------------------------------------------------------
+
+def causal_mask(T: int, device=None) -> torch.Tensor:
+    """(T, T) bool tensor, True where query i may attend to key j (j <= i)."""
+    return torch.tril(torch.ones(T, T, dtype=torch.bool, device=device))
+
+
+def scaled_dot_product_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+                                 causal: bool = True, dropout: float = 0.0,
+                                 training: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """Attention(Q, K, V) = softmax(Q K^T / sqrt(d_k)) V (Vaswani et al., 2017, eq. 1).
+
+    Args:
+        q, k, v: (..., T, D) queries, keys and values (any leading axes, e.g. B, H).
+        causal: hide the future: query i only sees keys 0..i.
+        dropout: probability of dropping an attention weight (only when ``training``).
+    Returns:
+        y (..., T, D) the weighted sums of values, and att (..., T, T) the weights
+        (each row sums to 1).
+    """
+    T, d_k = q.shape[-2], q.shape[-1]
+    # 1. scores: how well each query matches each key, scaled so they do not grow with d_k
+    scores = q @ k.transpose(-2, -1) / math.sqrt(d_k)                        # (..., T, T)
+    # 2. the causal mask: a score of -inf becomes a weight of exactly 0 after the softmax
+    if causal:
+        scores = scores.masked_fill(~causal_mask(T, q.device), float("-inf"))
+    # 3. softmax over the keys turns scores into weights that sum to 1
+    att = F.softmax(scores, dim=-1)                                          # (..., T, T)
+    if dropout > 0 and training:
+        att = F.dropout(att, p=dropout)
+    # 4. each output is the weighted average of the values
+    return att @ v, att                                                      # (..., T, D)
+
+
+class CausalSelfAttention(nn.Module):
+    """Multi-head causal self-attention: H heads of width D = C / H side by side."""
+
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        self.n_head = config.n_head
+        self.dropout = config.dropout
+        self.fused = config.fused_attention
+        self.qkv = nn.Linear(config.n_embd, 3 * config.n_embd, bias=config.bias)  # W_Q, W_K, W_V at once
+        self.proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)     # W_O
+        self.resid_drop = nn.Dropout(config.dropout)
+
+    def forward(self, x: torch.Tensor, return_attention: bool = False):
+        """x: (B, T, C) -> (B, T, C); with ``return_attention`` also the weights (B, H, T, T)."""
+        q, k, v = self.qkv(x).chunk(3, dim=-1)                               # 3 x (B, T, C)
+        # split the channels into heads: each head attends on its own D = C / H channels
+        q = rearrange(q, "b t (h d) -> b h t d", h=self.n_head)              # (B, H, T, D)
+        k = rearrange(k, "b t (h d) -> b h t d", h=self.n_head)              # (B, H, T, D)
+        v = rearrange(v, "b t (h d) -> b h t d", h=self.n_head)              # (B, H, T, D)
+        att = None
+        if self.fused and not return_attention:
+            # the same computation as below in one fused kernel (faster, less memory)
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=True,
+                                               dropout_p=self.dropout if self.training else 0.0)
+        else:
+            y, att = scaled_dot_product_attention(q, k, v, causal=True, dropout=self.dropout,
+                                                  training=self.training)
+        y = rearrange(y, "b h t d -> b t (h d)")                             # (B, T, C): heads side by side
+        y = self.resid_drop(self.proj(y))
+        return (y, att) if return_attention else y
+
+
+class MLP(nn.Module):
+    """The position-wise feed-forward network: C -> 4C -> GELU -> C."""
+
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        self.fc = nn.Linear(config.n_embd, 4 * config.n_embd, bias=config.bias)
+        self.proj = nn.Linear(4 * config.n_embd, config.n_embd, bias=config.bias)
+        self.drop = nn.Dropout(config.dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: (B, T, C) -> (B, T, C)."""
+        return self.drop(self.proj(F.gelu(self.fc(x))))
+
+
+class Block(nn.Module):
+    """One Transformer block, pre-LayerNorm: x + attn(ln(x)), then x + mlp(ln(x))."""
+
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        self.ln1 = nn.LayerNorm(config.n_embd, bias=config.bias)
+        self.attn = CausalSelfAttention(config)
+        self.ln2 = nn.LayerNorm(config.n_embd, bias=config.bias)
+        self.mlp = MLP(config)
+
+    def forward(self, x: torch.Tensor, return_attention: bool = False):
+        """x: (B, T, C) -> (B, T, C); with ``return_attention`` also (B, H, T, T)."""
+        if return_attention:
+            a, att = self.attn(self.ln1(x), return_attention=True)
+        else:
+            a, att = self.attn(self.ln1(x)), None
+        x = x + a                       # tokens exchange information
+        x = x + self.mlp(self.ln2(x))   # each token thinks on its own
+        return (x, att) if return_attention else x
+
+
+# --- the model -----------------------------------------------------------------------
+
+class GPT(nn.Module):
+    """A decoder-only Transformer language model.
+
+    ``forward(idx, targets=None) -> (logits, loss)``; ``generate`` samples a continuation;
+    ``attention_maps`` returns every layer's attention weights for a viewer.
+    """
+
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        self.config = config
+        self.tok_emb = nn.Embedding(config.vocab_size, config.n_embd)
+        if config.pos_emb == "learned":
+            self.pos_emb = nn.Embedding(config.block_size, config.n_embd)
+        else:  # fixed, not trained: a buffer moves with .to(device) and is saved in state_dict
+            self.register_buffer("pos_table", sinusoidal_positions(config.block_size, config.n_embd))
+        self.drop = nn.Dropout(config.dropout)
+        self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layer))
+        self.ln_f = nn.LayerNorm(config.n_embd, bias=config.bias)
+        self.head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
+        if config.tie_weights:  # Press & Wolf (2017): one matrix to read and write tokens
+            self.head.weight = self.tok_emb.weight
+        self.apply(self._init_weights)
+        # GPT-2's scaled init: residual projections shrink with depth so the stream stays O(1)
+        for name, p in self.named_parameters():
+            if name.endswith("proj.weight"):
+                nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * config.n_layer))
+
+    @staticmethod
+    def _init_weights(module: nn.Module) -> None:
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+        if isinstance(module, nn.Linear) and module.bias is not None:
+            nn.init.zeros_(module.bias)
+
+    def num_params(self) -> int:
+        """Number of trained parameters (a tied matrix counts once)."""
+        return sum(p.numel() for p in self.parameters())
+
+    def embed(self, idx: torch.Tensor) -> torch.Tensor:
+        """Token ids (B, T) -> token + position embeddings (B, T, C)."""
+        T = idx.shape[1]
+        if T > self.config.block_size:
+            raise ValueError(f"sequence of {T} tokens is longer than block_size "
+                             f"{self.config.block_size}; crop it to the last block_size tokens")
+        pos = self.pos_emb.weight[:T] if self.config.pos_emb == "learned" else self.pos_table[:T]  # (T, C)
+        return self.drop(self.tok_emb(idx) + pos)                            # (B, T, C)
+
+    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Next-token logits for every position, and the cross-entropy when targets are given.
+
+        Args:
+            idx: (B, T) int64 token ids, T <= block_size.
+            targets: (B, T) the next token at every position, or None.
+        Returns:
+            logits (B, T, V) and loss (a 0-d tensor: mean negative log-likelihood in
+            nats per token) or None.
+        """
+        x = self.embed(idx)                                                  # (B, T, C)
+        for block in self.blocks:
+            x = block(x)                                                     # (B, T, C)
+        logits = self.head(self.ln_f(x))                                     # (B, T, V)
+        loss = None
+        if targets is not None:
+            loss = F.cross_entropy(rearrange(logits, "b t v -> (b t) v"),
+                                   rearrange(targets, "b t -> (b t)"))
+        return logits, loss
+
+    @torch.no_grad()
+    def attention_maps(self, idx: torch.Tensor) -> torch.Tensor:
+        """Every layer's attention weights for ``idx`` (B, T).
+
+        Returns:
+            (n_layer, B, n_head, T, T): entry [l, b, h, i, j] is how much position i
+            reads from position j in head h of layer l (zero for j > i).
+        """
+        was_training = self.training
+        self.eval()
+        x = self.embed(idx)
+        maps = []
+        for block in self.blocks:
+            x, att = block(x, return_attention=True)
+            maps.append(att)
+        self.train(was_training)
+        return torch.stack(maps)
+
+    @torch.no_grad()
+    def generate(self, idx: torch.Tensor, max_new_tokens: int, temperature: float = 1.0,
+                 top_k: int | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Continue each sequence by sampling one token at a time.
+
+        Args:
+            idx: (B, T0) token ids to start from (at least one token each).
+            max_new_tokens: how many tokens to add.
+            temperature: divide the logits by this; below 1 sharper, above 1 flatter;
+                0 means greedy (always the most likely token).
+            top_k: sample only among the k most likely tokens (None: all of them).
+            generator: a torch.Generator for reproducible samples.
+        Returns:
+            (B, T0 + max_new_tokens) token ids: the prompt followed by the samples.
+        """
+        if temperature < 0:
+            raise ValueError(f"temperature must be >= 0, got {temperature}")
+        was_training = self.training
+        self.eval()
+        for _ in range(max_new_tokens):
+            # 1. the model only sees the last block_size tokens
+            context = idx[:, -self.config.block_size:]                       # (B, <=T)
+            logits, _ = self(context)
+            logits = logits[:, -1, :]                                        # (B, V): next token only
+            if temperature == 0:
+                next_id = logits.argmax(dim=-1, keepdim=True)                # (B, 1)
+            else:
+                # 2. temperature, then 3. keep the top k logits, then 4. sample
+                logits = logits / temperature
+                if top_k is not None:
+                    kth = torch.topk(logits, min(top_k, logits.shape[-1])).values[:, [-1]]  # (B, 1)
+                    logits = logits.masked_fill(logits < kth, float("-inf"))
+                probs = F.softmax(logits, dim=-1)                            # (B, V)
+                next_id = torch.multinomial(probs, 1, generator=generator)   # (B, 1)
+            idx = torch.cat([idx, next_id], dim=1)                           # (B, T + 1)
+        self.train(was_training)
+        return idx
+
+    def configure_optimizer(self, lr: float = 1e-3, weight_decay: float = 0.1,
+                            betas: tuple[float, float] = (0.9, 0.99)) -> torch.optim.AdamW:
+        """AdamW (Loshchilov & Hutter, 2019) with weight decay on matrices only.
+
+        Matrices (linear weights, embeddings) are decayed; biases and LayerNorm gains are not.
+        """
+        decay = [p for p in self.parameters() if p.dim() >= 2]
+        no_decay = [p for p in self.parameters() if p.dim() < 2]
+        groups = [{"params": decay, "weight_decay": weight_decay},
+                  {"params": no_decay, "weight_decay": 0.0}]
+        return torch.optim.AdamW(groups, lr=lr, betas=betas)
+
+    def extra_repr(self) -> str:
+        return ", ".join(f"{k}={v}" for k, v in asdict(self.config).items())
