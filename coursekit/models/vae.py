@@ -14,7 +14,7 @@ The model in four pieces, each a few lines:
 Typical use::
 
     from coursekit.models.vae import VAEConfig, train_vae
-    vae, history = train_vae(VAEConfig.preset("digits-2d"), n_steps=3000)
+    vae, history = train_vae(VAEConfig.preset("digits-2d"), n_steps=2500)
     images = vae.sample(64)                  # (64, 1, 8, 8) in [0, 1]
     mu = vae.encode(data.x_val)              # (N, 2): the latent map
 """
@@ -218,8 +218,8 @@ def evaluate(model: VAE, x: torch.Tensor, generator: torch.Generator | None = No
     return {"recon": recon_sum / n, "kl": kl_sum / n, "neg_elbo": (recon_sum + kl_sum) / n}
 
 
-def train_vae(config: VAEConfig | None = None, data=None, n_steps: int = 3000,
-              batch_size: int = 128, lr: float = 1e-3, beta: float = 1.0, seed: int = 0,
+def train_vae(config: VAEConfig | None = None, data=None, n_steps: int = 2500,
+              batch_size: int = 128, lr: float = 3e-3, beta: float = 1.0, seed: int = 0,
               device: torch.device | str | None = None, eval_every: int = 100,
               show: bool = True):
     """Train a VAE on the 8x8 digits (or any (N, 1, H, W) images in [0, 1]).
@@ -241,6 +241,8 @@ def train_vae(config: VAEConfig | None = None, data=None, n_steps: int = 3000,
         "loss", "recon", "kl" per step (and "val_recon", "val_kl", "val_neg_elbo"),
         plus ``history.seconds_per_step``.
     """
+    from coursekit.train import History, train
+
     config = config or VAEConfig()
     if data is None:
         from coursekit.data import load_digits
@@ -254,7 +256,6 @@ def train_vae(config: VAEConfig | None = None, data=None, n_steps: int = 3000,
         torch.manual_seed(seed)
         model = VAE(config).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
-    from coursekit.train import History, train
     history = History()
     eval_seconds = 0.0
 

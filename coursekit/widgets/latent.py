@@ -212,6 +212,9 @@ class LatentGridExplorer(PlotWidget):
         extent = (-r - half, r + half, -r - half, r + half)
         ax_grid.imshow(mosaic.numpy(), cmap="gray_r", vmin=0, vmax=1, extent=extent,
                        interpolation="nearest")
+        for edge in torch.linspace(-r - half, r + half, n + 1).tolist():  # cell borders
+            ax_grid.axvline(edge, color="#c8c8c8", lw=0.6)
+            ax_grid.axhline(edge, color="#c8c8c8", lw=0.6)
         if abs(z1) <= r + half and abs(z2) <= r + half:
             col = int(torch.argmin((ticks - z1).abs()))
             row = int(torch.argmin((ticks - z2).abs()))
