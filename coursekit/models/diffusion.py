@@ -37,7 +37,8 @@ __all__ = [
     "DiffusionConfig", "DIFFUSION_PRESETS", "NoiseSchedule", "linear_betas", "cosine_betas",
     "alphas_cumprod_from_betas", "q_sample", "predict_x0", "diffusion_loss", "ddpm_step",
     "ddim_step", "ddim_timesteps", "ddpm_sample", "ddim_sample", "Trajectory", "EMA",
-    "to_model_range", "from_model_range", "UNet", "UNetConfig",
+    "to_model_range", "from_model_range", "DiffusionRun", "train_diffusion", "train_digit_diffusion",
+    "UNet", "UNetConfig",
 ]
 
 
@@ -48,7 +49,7 @@ __all__ = [
 class DiffusionConfig:
     """Everything needed to build and train a diffusion model."""
 
-    n_timesteps: int = 200        # T, the number of noising steps
+    n_timesteps: int = 100        # T, the number of noising steps
     schedule: str = "cosine"      # "linear" (Ho et al.) or "cosine" (Nichol and Dhariwal)
     beta_start: float = 1e-4      # linear schedule: first beta, quoted for T = 1000 ...
     beta_end: float = 0.02        # ... and last beta; both are rescaled by 1000 / T
@@ -65,8 +66,9 @@ DIFFUSION_PRESETS: dict[str, DiffusionConfig] = {
     "tiny": DiffusionConfig(n_timesteps=50, batch_size=32, unet=UNetConfig(base_channels=8, time_dim=16,
                                                                            n_groups=4)),
     "digits": DiffusionConfig(),
-    "mnist": DiffusionConfig(n_timesteps=1000, lr=2e-4, unet=UNetConfig(image_size=28)),
+    "mnist": DiffusionConfig(n_timesteps=1000, lr=2e-4, unet=UNetConfig(image_size=28, base_channels=32)),
 }
+LESSON_STEPS, LESSON_STEPS_FAST = 2000, 30   # training steps of the lesson (default, fast mode)
 
 
 def to_model_range(x: torch.Tensor) -> torch.Tensor:
@@ -339,7 +341,7 @@ def ddim_step(eps: torch.Tensor, t: int, t_prev: int, xt: torch.Tensor, alphas_c
     direction = (1 - abar_prev - sigma ** 2).clamp(min=0).sqrt() * eps
     # 6. x_prev
     x_prev = abar_prev.sqrt() * x0 + direction
-    if eta > 0:
+    if eta > 0 and t_prev >= 0:                      # sigma_t = 0 on the last step
         if noise is None:
             noise = torch.randn_like(xt)
         x_prev = x_prev + sigma * noise
@@ -390,7 +392,8 @@ def _start_noise(model: nn.Module, n: int, device, generator: torch.Generator | 
 
 
 @torch.no_grad()
-def _sample(model, schedule, pairs, step, n, device, generator, noise, return_trajectory):
+def _sample(model, schedule, pairs, step, noisy, n, device, generator, noise, return_trajectory):
+    """Run ``step(eps, t, t_prev, x, z)`` over the (t, t_prev) pairs, from noise to image."""
     model_was_training = model.training
     model.eval()
     device = device or next(model.parameters()).device
@@ -398,11 +401,15 @@ def _sample(model, schedule, pairs, step, n, device, generator, noise, return_tr
     xs, x0s, ts = [x.cpu()], [torch.zeros_like(x).cpu()], [pairs[0][0]]
     for t, t_prev in pairs:
         eps = model(x, torch.full((x.shape[0],), t, device=device, dtype=torch.long))
-        z = torch.randn(x.shape, generator=generator).to(device)
-        x0 = predict_x0(x, t, eps, schedule.alphas_cumprod).clamp(-1, 1)
+        # fresh noise only where the step uses it (never on the last step)
+        z = torch.randn(x.shape, generator=generator).to(device) if noisy and t_prev >= 0 else None
+        if return_trajectory:
+            x0 = predict_x0(x, t, eps, schedule.alphas_cumprod).clamp(-1, 1)
         x = step(eps, t, t_prev, x, z)
         if return_trajectory:
-            xs.append(x.cpu()); x0s.append(x0.cpu() if t_prev >= 0 else x.cpu()); ts.append(t_prev)
+            xs.append(x.cpu())
+            x0s.append(x0.cpu() if t_prev >= 0 else x.cpu())
+            ts.append(t_prev)
     model.train(model_was_training)
     if not return_trajectory:
         return x
@@ -430,7 +437,7 @@ def ddpm_sample(model: nn.Module, schedule: NoiseSchedule, n: int = 64, device=N
     T = schedule.n_timesteps
     pairs = [(t, t - 1) for t in range(T - 1, -1, -1)]
     step = lambda eps, t, t_prev, x, z: ddpm_step(eps, t, x, schedule, z, clip_x0)  # noqa: E731
-    return _sample(model, schedule, pairs, step, n, device, generator, noise, return_trajectory)
+    return _sample(model, schedule, pairs, step, True, n, device, generator, noise, return_trajectory)
 
 
 def ddim_sample(model: nn.Module, schedule: NoiseSchedule, n: int = 64, n_steps: int = 20,
@@ -449,4 +456,81 @@ def ddim_sample(model: nn.Module, schedule: NoiseSchedule, n: int = 64, n_steps:
     pairs = list(zip(ts, ts[1:] + [-1]))
     ac = schedule.alphas_cumprod
     step = lambda eps, t, t_prev, x, z: ddim_step(eps, t, t_prev, x, ac, eta, z, clip_x0)  # noqa: E731
-    return _sample(model, schedule, pairs, step, n, device, generator, noise, return_trajectory)
+    return _sample(model, schedule, pairs, step, eta > 0, n, device, generator, noise, return_trajectory)
+
+
+# ---------------------------------------------------------------------------------------
+# Training
+# ---------------------------------------------------------------------------------------
+@dataclass
+class DiffusionRun:
+    """What ``train_diffusion`` returns."""
+
+    model: nn.Module            # the network as trained (last weights)
+    ema_model: nn.Module        # the averaged weights, in eval mode: sample from this one
+    schedule: NoiseSchedule     # the schedule it was trained with, on the training device
+    history: object             # coursekit.History of the loss per step
+    seconds: float              # wall-clock time of the training loop
+
+
+def train_diffusion(cfg: DiffusionConfig, x0: torch.Tensor, n_steps: int, device=None, seed: int = 0,
+                    show: bool = True, desc: str = "diffusion") -> DiffusionRun:
+    """Train a U-Net to predict noise with L_simple (DDPM Algorithm 1), keeping an EMA copy.
+
+    Each step: 1. draw a minibatch of images; 2. ``diffusion_loss`` (random t and eps);
+    3. an Adam step; 4. update the moving average of the weights. This is the loop the
+    lesson writes out; it draws random numbers in the same order.
+
+    Args:
+        cfg: sizes and training settings (see ``DIFFUSION_PRESETS``).
+        x0: (N, C, H, W) training images in [-1, 1].
+        n_steps: number of steps; write it as ``coursekit.budget(...)`` in lessons.
+        device: where to train (default CPU).
+        seed: seeds the weights, minibatches, timesteps and noise.
+    Returns:
+        A DiffusionRun.
+    """
+    import time
+
+    from coursekit.train import train
+
+    device = torch.device(device or "cpu")
+    torch.manual_seed(seed)
+    schedule = NoiseSchedule.from_config(cfg).to(device)
+    model = UNet(cfg.unet).to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    ema = EMA(model, cfg.ema_decay)
+    x0 = x0.to(device)
+
+    def train_step(step):
+        idx = torch.randint(0, len(x0), (cfg.batch_size,), device=device)     # 1. minibatch
+        loss = diffusion_loss(model, x0[idx], schedule.alphas_cumprod)      # 2. L_simple
+        opt.zero_grad()
+        loss.backward()
+        opt.step()                                                          # 3. Adam
+        ema.update(model)                                                   # 4. EMA
+        return loss
+
+    start = time.perf_counter()
+    history = train(train_step, n_steps, desc=desc, show=show)
+    return DiffusionRun(model, ema.model, schedule, history, time.perf_counter() - start)
+
+
+def train_digit_diffusion(n_steps: int | None = None, device=None, seed: int = 0,
+                          show: bool = True) -> DiffusionRun:
+    """The lesson's model: the "digits" preset trained on the 8x8 digits' training split.
+
+    Args:
+        n_steps: training steps (default: the lesson's, ``coursekit.budget(2000, fast=30)``).
+    Returns:
+        A DiffusionRun; ``from_model_range(ddim_sample(run.ema_model, run.schedule, n))``
+        gives (n, 1, 8, 8) digits in [0, 1].
+    """
+    from coursekit.data import load_digits
+    from coursekit.runtime import budget
+
+    n_steps = budget(LESSON_STEPS, fast=LESSON_STEPS_FAST) if n_steps is None else n_steps
+    x0 = to_model_range(load_digits(seed=0).x_train)                       # (N, 1, 8, 8)
+    return train_diffusion(DIFFUSION_PRESETS["digits"], x0, n_steps, device=device, seed=seed,
+                           show=show, desc="digit diffusion")
+
