@@ -44,7 +44,8 @@ def cmd_grade(args) -> int:
 
     solutions = Path(args.solutions) if args.solutions else _course_dir("solutions")
     settings = Settings(solutions=solutions, cell_timeout=args.cell_timeout,
-                        notebook_timeout=args.timeout, jobs=args.jobs, fast=not args.full)
+                        notebook_timeout=args.timeout, jobs=args.jobs, fast=not args.full,
+                        memory_mb=args.memory, device=args.device)
     missing = [p for p in args.submissions if not Path(p).exists()]
     for p in missing:
         print(f"coursekit grade: warning: {p} does not exist; it gets a row with that reason",
@@ -85,13 +86,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--exercises", help="exercises folder (default beside solutions)")
     p.set_defaults(func=cmd_release)
 
-    p = sub.add_parser("grade", help="grade submitted exercise notebooks with nbval",
-                       description="Grade submissions laid out as SUBMISSIONS/<learner>/<chapter>.ipynb.")
+    p = sub.add_parser("grade", help="grade submitted exercise notebooks in a sandbox",
+                       description="Grade submissions laid out as SUBMISSIONS/<learner>/<chapter>.ipynb "
+                                   "(the folder names the learner). See docs/grading.md.")
     p.add_argument("submissions", nargs="+", help="submitted .ipynb files")
     p.add_argument("--out", required=True, help="folder for gradebook.csv, summary.md, feedback/")
     p.add_argument("--solutions", help="solutions folder, the answer key (default ./solutions)")
-    p.add_argument("--cell-timeout", type=int, default=120, help="seconds per cell (default 120)")
+    p.add_argument("--cell-timeout", type=int, default=120,
+                   help="seconds per cell and per check (default 120)")
     p.add_argument("--timeout", type=int, default=900, help="seconds per notebook (default 900)")
+    p.add_argument("--memory", type=int, default=2048,
+                   help="MB of memory a notebook may use (default 2048)")
+    p.add_argument("--device", default="cpu",
+                   help="torch device the notebooks see (default cpu: the same grades anywhere)")
     p.add_argument("--jobs", type=int, default=0, help="parallel submissions (default: CPU cores)")
     p.add_argument("--full", action="store_true", help="grade with full training budgets, not fast mode")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -93,6 +93,9 @@ def graded(course):
         "### BEGIN HIDDEN TESTS\nprint('PASSED check_double')\n### END HIDDEN TESTS"))
     subs["vic"] = submit(root, "vic", twice)
     subs["=cmd"] = submit(root, "=cmd", b"")                           # a formula-like name
+    subs["wes"] = submit(root, "wes", answer(exercise, "double_answer",  # run-specific text
+                                             "def double(x):\n    import os\n"
+                                             "    raise ValueError(f'{os.getcwd()} {object()}')"))
     hashes = {k: hashlib.sha256(p.read_bytes()).hexdigest() for k, p in subs.items()}
     out = root / "grades"
     settings = Settings(solutions=root / "solutions", cell_timeout=10, jobs=2)
@@ -187,11 +190,14 @@ def test_gradebook_columns_and_rows(graded):
 def test_regrading_gives_the_same_bytes(graded, tmp_path):
     root, subs, _, _, out, settings = graded
     again = tmp_path / "again"
-    grade([subs["ada"], subs["cy"], subs["eve"]], again, settings, progress=False)
+    some = [subs[k] for k in ("ada", "cy", "eve", "gus", "wes")]
+    grade(some, again, settings, progress=False)
     first = tmp_path / "first"
-    grade([subs["eve"], subs["cy"], subs["ada"]], first, settings, progress=False)
-    for name in ("gradebook.csv", "summary.md"):
+    grade(some[::-1], first, settings, progress=False)
+    for name in ("gradebook.csv", "summary.md", "feedback/wes/99_toy.md", "feedback/gus/99_toy.md"):
         assert (again / name).read_bytes() == (first / name).read_bytes()
+    text = (first / "feedback" / "wes" / "99_toy.md").read_text()
+    assert "ValueError: <grading folder>/work <object object at 0x...>" in text
 
 
 @pytest.mark.parametrize("learner, reason", [

@@ -68,6 +68,15 @@ for action in (lambda: shutil.rmtree({str(root / 'solutions')!r}),
 print(blocked)"""
 
 
+def spawn_past_the_audit_hook(argv: str) -> str:
+    """Code that starts a program in a new session through _posixsubprocess (which the
+    audit hook does not see), the way subprocess.Popen does inside."""
+    return ("import _posixsubprocess, os\nr, w = os.pipe()\n"
+            f"argv = {argv}\n"
+            "_posixsubprocess.fork_exec(argv, [argv[0]], True, (w,), None, None, -1, -1, -1, -1,"
+            " -1, -1, r, w, True, True, -1, None, None, None, -1, None, False)")
+
+
 def tree(root: Path) -> dict[str, str]:
     return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
             for p in sorted(root.rglob("*")) if p.is_file() and "grades" not in p.parts}
@@ -98,11 +107,10 @@ def limited(tmp_path_factory):
                                                         code.replace("{MARK}", MARK)))
     subs["flood"] = submit(root, "flood", with_cell_after(
         good, "check_double", "for _ in range(20000):\n    print('y' * 5000)"))
-    fork_exec = ("import _posixsubprocess, os\nr, w = os.pipe()\n"
-                 f"_posixsubprocess.fork_exec([b'/bin/sleep', b'{MARK}'], [b'/bin/sleep'], True,"
-                 " (w,), None, None, -1, -1, -1, -1, -1, -1, r, w, True, True, -1, None, None,"
-                 " None, -1, None, False)")
-    subs["fork_exec"] = submit(root, "fork_exec", with_cell_after(good, "check_double", fork_exec))
+    sleeper = spawn_past_the_audit_hook(f"[b'/bin/sleep', b'{MARK}']")
+    subs["fork_exec"] = submit(root, "fork_exec", with_cell_after(good, "check_double", sleeper))
+    killer = spawn_past_the_audit_hook("[b'/bin/kill', b'-9', str(os.getppid()).encode()]")
+    subs["kill_worker"] = submit(root, "kill_worker", with_cell_after(good, "check_double", killer))
     subs["escape"] = submit(root, "escape", with_cell_after(good, "check_double",
                                                             escape_attempts(root)))
     steal = answer(good, "square_answer",
@@ -147,6 +155,37 @@ def test_nothing_outside_the_temporary_copy_is_written(limited):
 def test_processes_left_running_are_killed(limited):
     assert limited[2]["fork_exec"].total == 3       # spawned past the audit hook ...
     assert processes_with(MARK) == []               # ... and killed after the notebook
+
+
+def test_a_process_started_past_the_audit_hook_cannot_kill_the_worker(limited):
+    row = limited[2]["kill_worker"]
+    if row.sealed:     # its own pid namespace: the worker is not even visible
+        assert row.total == 3 and row.reasons == []
+    else:              # else the worker may die: that submission fails, nothing else
+        assert row.total == 3 or any("grader failed" in r for r in row.reasons)
+
+
+def test_notebooks_are_sealed_where_linux_allows(limited):
+    """With user namespaces (unshare -Ur works), the file system is read-only."""
+    import shutil
+    import subprocess
+    if not shutil.which("unshare") or subprocess.run(["unshare", "-Ur", "true"],
+                                                     capture_output=True).returncode:
+        pytest.skip("no unprivileged user namespaces here: the audit hook guards alone")
+    assert all(row.sealed for row in limited[2].values() if row.total == 3)
+
+
+def test_a_dead_worker_is_replaced(limited, tmp_path):
+    from coursekit.authoring.workers import get_pool
+    root, subs = limited[0], limited[1]
+    pool = get_pool(2, max(1, (os.cpu_count() or 1) // 2))
+    for worker in list(pool.all):
+        worker.proc.kill()
+        worker.proc.wait()
+    [row] = grade([subs["good"]], tmp_path / "again",
+                  Settings(solutions=root / "solutions", cell_timeout=8, memory_mb=400, jobs=2),
+                  progress=False)
+    assert row.total == 3 and row.reasons == []
 
 
 def test_the_answer_key_cannot_be_read(limited):

@@ -43,8 +43,7 @@ from pathlib import Path
 
 import nbformat
 
-from coursekit.authoring.release import (GENERATED_TAG, check_cells, has_markers,
-                                         make_exercise, nbgrader_meta)
+from coursekit.authoring.release import check_cells, has_markers, make_exercise, nbgrader_meta
 
 MAX_BYTES = 20 * 1024 * 1024
 MAX_MESSAGE = 4000          # characters of a check's message kept in the feedback
@@ -76,6 +75,7 @@ class GradeRow:
     reasons: list[str] = field(default_factory=list)            # lost points and flags
     feedback: dict[str, str] = field(default_factory=dict)      # grade_id -> check's message
     path: str = ""                                              # the submitted file
+    sealed: bool = False        # ran with a read-only file system and no network (Linux)
 
     @property
     def total(self) -> float:
@@ -210,8 +210,6 @@ def build_graded(nb, solution, name: str) -> tuple[object, list[str], dict[int, 
             placed.add(gid)
         elif cell.cell_type == "code" and has_markers(cell.source) and "HIDDEN" in cell.source:
             flags.append("a cell holds hidden-test markers (ignored)")
-        elif cell.cell_type == "markdown" and GENERATED_TAG in cell.get("metadata", {}).get("tags", []):
-            items.append((None, cell))
         else:
             items.append((own if own in rank else None, cell))
 
@@ -375,8 +373,9 @@ def _allowed_reads() -> list[str]:
     except AttributeError:
         pass
     roots.update(p for p in sys.path if p and os.path.isdir(p) and "site-packages" in p)
-    cache = os.environ.get("COURSEKIT_CACHE") or str(Path.home() / ".cache" / "coursekit")
-    roots.add(cache)
+    roots.add(os.environ.get("COURSEKIT_CACHE") or str(Path.home() / ".cache" / "coursekit"))
+    if os.environ.get("COURSEKIT_SHAKESPEARE"):      # an opt-in data set's local copy
+        roots.add(os.environ["COURSEKIT_SHAKESPEARE"])
     return sorted(roots)
 
 
@@ -400,6 +399,8 @@ def _job(graded, by_cell: dict[int, str], info: SolutionInfo, settings: Settings
            "PYTHONHASHSEED": "0", "COURSEKIT_DEVICE": settings.device,
            "COURSEKIT_CACHE": os.environ.get("COURSEKIT_CACHE")
            or str(Path.home() / ".cache" / "coursekit"), "COURSEKIT_GRADING": "1"}
+    if os.environ.get("COURSEKIT_SHAKESPEARE"):
+        env["COURSEKIT_SHAKESPEARE"] = os.environ["COURSEKIT_SHAKESPEARE"]
     if settings.fast:
         env["COURSEKIT_FAST"] = "1"
     if settings.device == "cpu":
@@ -424,7 +425,8 @@ def _stop_phrase(stop: dict, settings: Settings) -> str:
     why = stop.get("why")
     if why == "sandbox":
         detail = str(stop.get("detail", "")).removeprefix("grading sandbox: ")
-        return f"did something grading does not allow: {detail.removesuffix(' is not allowed while grading')}"
+        detail = detail.removesuffix(" is not allowed while grading")
+        return f"did something grading does not allow: {detail}"
     return {
         "timeout": f"ran past the {settings.cell_timeout} s time limit for one cell "
                    "(an endless loop, a sleep or too much work?)",
@@ -572,6 +574,7 @@ def grade_one(path: Path, settings: Settings, pool=None, jobs: int = 1,
             for gid in row.feedback or row.max_points:
                 row.feedback[gid] = reason
             return row
+        row.sealed = bool(result.get("sealed"))
         score(row, graded, job, result, settings, folder)
     finally:
         _remove(folder)

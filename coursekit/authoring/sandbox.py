@@ -69,7 +69,8 @@ PATH_WRITE_EVENTS = {"os.remove": (0,), "os.rmdir": (0,), "os.rename": (0, 1),
 PATH_READ_EVENTS = {"os.listdir": 0, "os.scandir": 0, "glob.glob": 0}
 
 # Linux constants for unshare(2) and mount(2).
-CLONE_NEWNS, CLONE_NEWUSER, CLONE_NEWNET = 0x00020000, 0x10000000, 0x40000000
+CLONE_NEWNS, CLONE_NEWUSER = 0x00020000, 0x10000000
+CLONE_NEWPID, CLONE_NEWNET = 0x20000000, 0x40000000
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT = 1, 2, 4, 8, 32
 MS_NOATIME, MS_NODIRATIME, MS_BIND, MS_REC, MS_PRIVATE = 1024, 2048, 4096, 16384, 1 << 18
 MS_RELATIME, MS_STRICTATIME = 1 << 21, 1 << 24
@@ -196,15 +197,18 @@ def _mounts() -> list[tuple[str, str]]:
 
 
 def isolate(writable: list[str]) -> bool:
-    """Enter new user, mount and network namespaces; make every mount read-only except
-    ``writable``. Returns False (and changes nothing that matters) where not allowed."""
+    """Enter new user, mount, network and pid namespaces; make every mount read-only
+    except ``writable``. Returns False (and changes nothing that matters) where not
+    allowed."""
     if not LINUX:
         return False
     try:
         import ctypes
         libc = ctypes.CDLL(None, use_errno=True)
         uid, gid = os.getuid(), os.getgid()
-        if libc.unshare(CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWNET) != 0:
+        # A new pid namespace holds whatever the child starts: those processes cannot
+        # see or signal the worker, and all die with the first of them.
+        if libc.unshare(CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWPID) != 0:
             return False
         for name, text in (("setgroups", "deny"), ("uid_map", f"{uid} {uid} 1"),
                            ("gid_map", f"{gid} {gid} 1")):
@@ -582,15 +586,23 @@ def _prepare() -> None:
             ctypes.CDLL(None).prctl(36, 1, 0, 0, 0)   # PR_SET_CHILD_SUBREAPER
         except Exception:
             pass
+    import importlib
     import cloudpickle  # noqa: F401
-    import numpy  # noqa: F401
-    import torch  # noqa: F401
     import matplotlib
     matplotlib.use("Agg")
-    import matplotlib.pyplot  # noqa: F401
-    import coursekit  # noqa: F401
     import coursekit.checks
-    import coursekit.checks.assertions  # noqa: F401
+    # What notebooks use all the time. torch._dynamo comes in with the first optimizer
+    # step and rebinds torch.manual_seed, so it must be loaded before any fingerprint.
+    # (Not scikit-learn: importing it starts an OpenMP thread, and forking after that
+    # is not safe.)
+    for name in ("numpy", "torch", "torch.optim", "torch._dynamo", "matplotlib.pyplot",
+                 "einops", "tqdm.auto", "ipywidgets", "IPython.display", "coursekit",
+                 "coursekit.checks.assertions", "coursekit.data", "coursekit.models",
+                 "coursekit.plots", "coursekit.train"):
+        try:
+            importlib.import_module(name)
+        except Exception:
+            pass
     import pkgutil
     for info in pkgutil.iter_modules(coursekit.checks.__path__):
         if re.fullmatch(r"ch\d+", info.name):

@@ -25,6 +25,10 @@ import time
 class WorkerError(RuntimeError):
     """A worker died, hung or answered nonsense; the job was not graded."""
 
+    def __init__(self, message: str, died: bool = False):
+        super().__init__(message)
+        self.died = died          # the worker process is gone (a retry may succeed)
+
 
 class Worker:
     """One sandbox worker process and its JSON-lines channel."""
@@ -53,7 +57,7 @@ class Worker:
         line = out.readline()
         if not line:
             raise WorkerError("the grading worker stopped (see its log: "
-                              + self.log_tail() + ")")
+                              + self.log_tail() + ")", died=True)
         return line
 
     def wait_ready(self) -> None:
@@ -66,8 +70,11 @@ class Worker:
 
     def run(self, job: dict, timeout: float) -> dict:
         self.wait_ready()
-        self.proc.stdin.write((json.dumps({"op": "grade", "job": job}) + "\n").encode())
-        self.proc.stdin.flush()
+        try:
+            self.proc.stdin.write((json.dumps({"op": "grade", "job": job}) + "\n").encode())
+            self.proc.stdin.flush()
+        except OSError:
+            raise WorkerError("the grading worker had stopped", died=True) from None
         answer = json.loads(self._readline(timeout))
         if not answer.get("ok"):
             raise WorkerError(f"grader bug: {answer.get('error')}\n{answer.get('trace', '')}")
@@ -109,13 +116,26 @@ class WorkerPool:
         self.all: list[Worker] = []
 
     def _take(self) -> Worker:
-        with self.lock:
-            if self.idle.empty() and self.count < self.size:
-                self.count += 1
-                worker = Worker(self.threads)
-                self.all.append(worker)
+        """A free, living worker: an idle one, a new one while under ``size``, or the
+        next one to come free. Workers found dead are replaced."""
+        while True:
+            with self.lock:
+                if self.idle.empty() and self.count < self.size:
+                    self.count += 1
+                    worker = Worker(self.threads)
+                    self.all.append(worker)
+                    return worker
+            worker = self.idle.get()
+            if worker.proc.poll() is None:
                 return worker
-        return self.idle.get()
+            self._drop(worker)
+
+    def _drop(self, worker: Worker) -> None:
+        worker.close()
+        with self.lock:
+            if worker in self.all:
+                self.all.remove(worker)
+                self.count -= 1
 
     def warm_up(self, n: int) -> None:
         """Start ``n`` workers now (they import torch in parallel)."""
@@ -126,15 +146,16 @@ class WorkerPool:
                 self.all.append(worker)
                 self.idle.put(worker)
 
-    def run(self, job: dict, timeout: float) -> dict:
+    def run(self, job: dict, timeout: float, retry: bool = True) -> dict:
+        """Grade one job on a free worker. A worker found dead is replaced and the job
+        tried once more; a worker that hangs or dies twice fails the job."""
         worker = self._take()
         try:
             result = worker.run(job, timeout)
         except (WorkerError, OSError, ValueError) as err:
-            worker.close()
-            with self.lock:
-                self.all.remove(worker)
-                self.count -= 1
+            self._drop(worker)
+            if retry and getattr(err, "died", False):
+                return self.run(job, timeout, retry=False)
             raise WorkerError(str(err)) from None
         self.idle.put(worker)
         return result
