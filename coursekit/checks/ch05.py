@@ -32,6 +32,13 @@ def _close(a, b: torch.Tensor, atol: float = 1e-4, rtol: float = 1e-4) -> bool:
         return False
 
 
+def _describe(value) -> str:
+    """What a learner returned, in a few words: its type (and length for a sequence)."""
+    if isinstance(value, (tuple, list)):
+        return f"{type(value).__name__} of length {len(value)}"
+    return type(value).__name__
+
+
 def _diagnose(got, wrong_answers: list[tuple[torch.Tensor, str]], default: str) -> str:
     """The hint for the first known mistake that ``got`` reproduces, else ``default``."""
     for value, hint in wrong_answers:
@@ -179,7 +186,8 @@ def check_kl_divergence(kl_divergence) -> None:
             (2 * expected, "the factor 1/2 is missing"),
             (per_dim.mean(1), "you averaged over the latent axis; KL of independent "
                               "coordinates adds up: use .sum(dim=1)"),
-            (0.5 * (mu.double() ** 2 + (2 * logvar.double()).exp() - 1 - 2 * logvar.double()).sum(1),
+            (0.5 * (mu.double() ** 2 + (2 * logvar.double()).exp() - 1
+                    - 2 * logvar.double()).sum(1),
              "you treated logvar as log(sigma); it is log(sigma^2), so sigma^2 = exp(logvar)"),
             (0.5 * (logvar.double().exp() - 1 - logvar.double()).sum(1),
              "the mu^2 term is missing: a mean away from 0 costs KL too"),
@@ -226,8 +234,7 @@ def check_negative_elbo(negative_elbo) -> None:
         out = call(name, negative_elbo, x.clone(), x_logits, mu.clone(), logvar.clone(), what=what)
         if not isinstance(out, (tuple, list)) or len(out) != 3:
             fail(name, f"{case}: what negative_elbo returns", "a tuple (loss, recon, kl)",
-                 f"{type(out).__name__}" + (f" of length {len(out)}" if isinstance(out, (tuple, list)) else ""),
-                 "end with: return recon + kl, recon, kl")
+                 _describe(out), "end with: return recon + kl, recon, kl")
         loss, recon, kl = out
         r, k = _elbo_reference(x, x_logits.detach(), mu, logvar)
         recon_hint = _diagnose(recon, [
@@ -235,7 +242,8 @@ def check_negative_elbo(negative_elbo) -> None:
                             "of each image (reduction='none', then .flatten(1).sum(1)), then "
                             "average over the batch"),
             (r.sum(), "you summed over the batch too; average over the batch (.mean())"),
-            (((torch.sigmoid(x_logits.detach().double()) - x.double()) ** 2).flatten(1).sum(1).mean(),
+            ((torch.sigmoid(x_logits.detach().double()) - x.double()).pow(2)
+             .flatten(1).sum(1).mean(),
              "this is a squared error; the Bernoulli decoder's -log p(x|z) is the binary "
              "cross-entropy: F.binary_cross_entropy_with_logits"),
         ], "recon = F.binary_cross_entropy_with_logits(x_logits, x, reduction='none') summed "
@@ -281,7 +289,8 @@ def check_encoder(Encoder) -> None:
     with torch.random.fork_rng(devices=[]):
         for n_latent in (2, 5):
             torch.manual_seed(n_latent)
-            enc = call(name, lambda: Encoder(n_latent=n_latent), what=f"Encoder(n_latent={n_latent})")
+            enc = call(name, lambda: Encoder(n_latent=n_latent),
+                       what=f"Encoder(n_latent={n_latent})")
             if not isinstance(enc, nn.Module):
                 fail(name, "Encoder(...) should build an nn.Module", "an nn.Module",
                      type(enc).__name__, "write class Encoder(nn.Module) and call "
@@ -294,9 +303,8 @@ def check_encoder(Encoder) -> None:
             out = call(name, enc, x, what=f"{case}: encoder(x)")
             if not isinstance(out, (tuple, list)) or len(out) != 2:
                 fail(name, f"{case}: what forward returns", "a pair (mu, logvar)",
-                     f"{type(out).__name__}" + (f" of length {len(out)}" if isinstance(out, (tuple, list)) else ""),
-                     "return two tensors from two output layers: return self.to_mu(h), "
-                     "self.to_logvar(h)")
+                     _describe(out), "return two tensors from two output layers: "
+                     "return self.to_mu(h), self.to_logvar(h)")
             mu, logvar = out
             as_tensor(name, mu, f"{case}: mu", shape=(7, n_latent), dtype_float=True)
             as_tensor(name, logvar, f"{case}: logvar", shape=(7, n_latent), dtype_float=True)
@@ -313,13 +321,15 @@ def check_encoder(Encoder) -> None:
             # 2. gradients reach the weights from both heads
             for part, value in (("mu", mu), ("logvar", logvar)):
                 if not value.requires_grad:
-                    fail(name, f"{case}: gradients from {part}", "a tensor connected to the weights",
+                    fail(name, f"{case}: gradients from {part}",
+                         "a tensor connected to the weights",
                          f"{part}.requires_grad is False", "compute the outputs from the layers "
                          "with torch operations, without .detach() or torch.no_grad()")
                 grads = torch.autograd.grad(value.sum(), list(enc.parameters()),
                                             retain_graph=True, allow_unused=True)
                 if all(g is None or g.abs().sum() == 0 for g in grads):
-                    fail(name, f"{case}: gradients from {part}", "non-zero gradients for the weights",
+                    fail(name, f"{case}: gradients from {part}",
+                         "non-zero gradients for the weights",
                          "no gradient reaches any weight", "compute the outputs from the "
                          "layers with torch operations, without .detach() or torch.no_grad()")
         # 3. logvar is a free real number: a few steps of Adam can make it negative
@@ -350,7 +360,8 @@ def _reference_step(model, optimizer, x, beta):
     """One step of the reference: forward, negative ELBO (recon + beta * kl), backward, step."""
     x_logits, mu, logvar = model(x)
     # float32 like the learner's code, so that Adam sees the same gradients
-    recon = F.binary_cross_entropy_with_logits(x_logits, x, reduction="none").flatten(1).sum(1).mean()
+    bce = F.binary_cross_entropy_with_logits(x_logits, x, reduction="none")  # (B, 1, H, W)
+    recon = bce.flatten(1).sum(1).mean()
     kl = (0.5 * (mu ** 2 + logvar.exp() - 1 - logvar).sum(1)).mean()
     loss = recon + beta * kl
     optimizer.zero_grad()
@@ -422,7 +433,8 @@ def check_train_step(train_step) -> None:
                     fail(name, f"beta = {beta}, step {step}: {key}", f"{r[key]:.5f}",
                          f"{g[key]:.5f}", hint)
         if not torch.allclose(params, ref_params, atol=1e-5):
-            fail(name, f"beta = {beta}: the weights after 3 steps", "the weights after 3 Adam steps",
+            fail(name, f"beta = {beta}: the weights after 3 steps",
+                 "the weights after 3 Adam steps",
                  f"weights that differ by up to {(params - ref_params).abs().max().item():.3g}",
                  "call optimizer.zero_grad(), loss.backward() and optimizer.step() once each per "
                  "step, and minimise loss = recon + beta * kl")

@@ -232,7 +232,8 @@ class LatentGridExplorer(PlotWidget):
         ax_digit.set_yticks([])
         digit_title = f"decoder(z) at z = ({z1:.2f}, {z2:.2f})"
         if nearest_label is not None:
-            digit_title += f"\nnearest real digit: {nearest_label} (distance {nearest_distance:.2f})"
+            digit_title += (f"\nnearest real digit: {nearest_label} "
+                            f"(distance {nearest_distance:.2f})")
         ax_digit.set_title(digit_title, fontsize=10)
 
         self.z = self._latents(here)[0]
