@@ -113,14 +113,17 @@ def limited(tmp_path_factory):
     subs["kill_worker"] = submit(root, "kill_worker", with_cell_after(good, "check_double", killer))
     subs["escape"] = submit(root, "escape", with_cell_after(good, "check_double",
                                                             escape_attempts(root)))
+    huge = answer(good, "double_answer", "big = b'x' * (100 * 2**20)\n"
+                                         "def double(x):\n    return 2 * x if big else 0")
+    subs["huge"] = submit(root, "huge", huge)
     steal = answer(good, "square_answer",
                    f"import json\nkey = json.load(open({str(root / 'solutions' / '99_toy.ipynb')!r}))"
                    "\nexec(key['cells'][5]['source'])")
     subs["steal"] = submit(root, "steal", steal)
     before = tree(root)
     rows = grade(list(subs.values()), root / "grades",
-                 Settings(solutions=root / "solutions", cell_timeout=8, memory_mb=400, jobs=2),
-                 progress=False)
+                 Settings(solutions=root / "solutions", cell_timeout=8, memory_mb=400, jobs=2,
+                          snapshot_mb=64), progress=False)
     return root, subs, {r.learner: r for r in rows}, before
 
 
@@ -183,9 +186,15 @@ def test_a_dead_worker_is_replaced(limited, tmp_path):
         worker.proc.kill()
         worker.proc.wait()
     [row] = grade([subs["good"]], tmp_path / "again",
-                  Settings(solutions=root / "solutions", cell_timeout=8, memory_mb=400, jobs=2),
-                  progress=False)
+                  Settings(solutions=root / "solutions", cell_timeout=8, memory_mb=400, jobs=2,
+                           snapshot_mb=64), progress=False)
     assert row.total == 3 and row.reasons == []
+
+
+def test_objects_too_large_to_copy_fail_their_check_with_the_reason(limited):
+    row = limited[2]["huge"]
+    assert row.points == {"check_double": 0, "check_square": 1}, row.reasons
+    assert "could not copy `double`" in row.reasons[0] and "too large" in row.reasons[0]
 
 
 def test_the_answer_key_cannot_be_read(limited):

@@ -44,6 +44,7 @@ from pathlib import Path
 import nbformat
 
 from coursekit.authoring.release import check_cells, has_markers, make_exercise, nbgrader_meta
+from coursekit.authoring.workers import WorkerError, get_pool
 
 MAX_BYTES = 20 * 1024 * 1024
 MAX_MESSAGE = 4000          # characters of a check's message kept in the feedback
@@ -518,7 +519,8 @@ def score(row: GradeRow, graded, job: dict, result: dict, settings: Settings,
                 for name, error in sorted(verdict.get("copy_errors", {}).items()):
                     message += (f"\n(note: the grader could not copy `{name}` out of the "
                                 f"notebook: {error})")
-            if verdict.get("kernel") is None and result["cells"][check["cell"]]["ran"]:
+            if verdict.get("kernel") is None and result["cells"][check["cell"]]["ran"] \
+                    and not verdict.get("copy_errors"):
                 row.reasons.append(f"{gid}: passed inside the notebook but failed when the "
                                    "grader re-ran it in a clean process (the notebook may "
                                    "tamper with checks)")
@@ -539,8 +541,13 @@ def grade_one(path: Path, settings: Settings, pool=None, jobs: int = 1,
     if not solution_path.is_file():
         row.reasons.append(f"not an exercise of this course: there is no solutions/{path.name}")
         return row
-    solution = _read_solution(solution_path)
-    checks = check_cells(solution)
+    try:
+        solution = _read_solution(solution_path)
+        checks = check_cells(solution)
+    except Exception as err:   # the instructor's file, not the learner's: say so
+        row.reasons.append(f"the answer key solutions/{path.name} cannot be used "
+                           f"({type(err).__name__}: {str(err).splitlines()[0][:200]})")
+        return row
     row.max_points = {c.grade_id: c.points for c in checks}
     row.points = {c.grade_id: 0.0 for c in checks}
     notes: list[str] = []
@@ -556,20 +563,17 @@ def grade_one(path: Path, settings: Settings, pool=None, jobs: int = 1,
     graded, flags, by_cell = build_graded(nb, solution, path.name)
     row.reasons.extend(notes + flags)
     info = _solution_info(solution_path)
-    own_pool = pool is None
-    if own_pool:
-        from coursekit.authoring.workers import get_pool
-        pool = get_pool(1, max(1, os.cpu_count() or 1))
+    pool = pool or get_pool(1, max(1, os.cpu_count() or 1))
     folder = Path(tempfile.mkdtemp(prefix="coursekit-grade-", dir=scratch))
     try:
         job = _job(graded, by_cell, info, settings, folder,
                    deny if deny is not None else _deny([path], settings, None), jobs)
         limit = settings.notebook_timeout + len(job["checks"]) * (settings.cell_timeout + 10) + 120
-        from coursekit.authoring.workers import WorkerError
         try:
             result = pool.run(job, limit)
         except WorkerError as err:
-            reason = f"the grader failed on this notebook ({str(err).splitlines()[0][:200]})"
+            first = _clean(str(err).splitlines()[0][:200], folder)
+            reason = f"the grader failed on this notebook ({first})"
             row.reasons.append(reason)
             for gid in row.feedback or row.max_points:
                 row.feedback[gid] = reason
@@ -619,7 +623,11 @@ def _deny(paths: list[Path], settings: Settings, out: Path | None) -> list[str]:
         deny.add(str(Path(out).resolve()))
     for p in paths:
         deny.add(str(Path(os.path.abspath(p)).parent.resolve()))
-    return sorted(deny)
+    # never a folder that holds the code notebooks import (a submission at the top of
+    # the course folder, say): the learner's files there stay readable instead
+    needed = [str(Path(r).resolve()) for r in _allowed_reads()]
+    return sorted(d for d in deny
+                  if not any(n == d or n.startswith(d.rstrip("/") + "/") for n in needed))
 
 
 def grade(submissions: list[Path], out: Path, settings: Settings | None = None,
@@ -634,7 +642,6 @@ def grade(submissions: list[Path], out: Path, settings: Settings | None = None,
     jobs = settings.jobs or os.cpu_count() or 1
     paths = list(dict.fromkeys(Path(os.path.abspath(p)) for p in submissions))
     deny = _deny(paths, settings, Path(out))
-    from coursekit.authoring.workers import get_pool
     pool = get_pool(jobs, max(1, (os.cpu_count() or 1) // jobs))
     pool.warm_up(min(jobs, len(paths)))
     scratch = Path(tempfile.mkdtemp(prefix="coursekit-grading-"))

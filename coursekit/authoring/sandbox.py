@@ -403,10 +403,11 @@ def describe(err: BaseException | None) -> dict | None:
     return {"ename": type(err).__name__, "evalue": value[:4000]}
 
 
-def _snapshot(shell, names: list[str]) -> tuple[dict, bytes]:
+def _snapshot(shell, names: list[str], limit_mb: int) -> tuple[dict, bytes]:
     """Copy the objects a check reads out of the learner's namespace (cloudpickle)."""
     import cloudpickle
     index, blobs, offset = {}, [], 0
+    room = limit_mb * 2**20 - 2**20            # leave room for the random-number state
     for name in names:
         if name not in shell.user_ns:
             continue
@@ -414,6 +415,10 @@ def _snapshot(shell, names: list[str]) -> tuple[dict, bytes]:
             blob = cloudpickle.dumps(shell.user_ns[name])
         except BaseException as err:
             index[name] = {"error": f"{type(err).__name__}: {str(err)[:300]}"}
+            continue
+        if offset + len(blob) > room:
+            index[name] = {"error": f"it is too large to copy ({len(blob) / 2**20:.0f} MB; "
+                                    f"the limit is {limit_mb} MB)"}
             continue
         index[name] = [offset, len(blob)]
         blobs.append(blob)
@@ -442,7 +447,7 @@ def run_notebook(job: dict, fd: int) -> None:
         send(fd, {"type": "start", "cell": i})
         if cell.get("check") is not None:
             k = cell["check"]
-            index, payload = _snapshot(shell, job["checks"][k]["names"])
+            index, payload = _snapshot(shell, job["checks"][k]["names"], job["snapshot_mb"])
             send(fd, {"type": "snapshot", "check": k, "index": index}, payload)
         result = shell.run_cell(cell["source"], store_history=False)
         error = result.error_before_exec or result.error_in_exec

@@ -40,6 +40,8 @@ class Worker:
                     "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
                     "PYTHONDONTWRITEBYTECODE": "1"})
         env.pop("COURSEKIT_FAST", None)
+        package_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
         self.log = open(os.path.join(self.home, "worker.log"), "wb")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "coursekit.authoring.sandbox"], stdin=subprocess.PIPE,
