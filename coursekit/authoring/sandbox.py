@@ -131,9 +131,34 @@ def _parents() -> dict[int, int]:
     return table
 
 
+def _children(pid: int) -> list[int] | None:
+    """Direct children from /proc/PID/task/*/children (None where the kernel lacks it)."""
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return []
+    found = []
+    for task in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{task}/children", "rb") as fh:
+                found.extend(int(c) for c in fh.read().split())
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError):
+            continue
+    return found
+
+
 def descendants(root: int) -> list[int]:
     """Every process below ``root`` (orphans included, since the worker is a subreaper)."""
-    parents = _parents()
+    if LINUX and _children(root) is not None:
+        found, todo = [], [root]
+        while todo:
+            for child in _children(todo.pop()) or []:
+                found.append(child)
+                todo.append(child)
+        return found
+    parents = _parents()                        # fallback: scan every process
     children: dict[int, list[int]] = {}
     for pid, ppid in parents.items():
         children.setdefault(ppid, []).append(pid)
