@@ -90,10 +90,10 @@ def test_mlp_shapes(pack):
 
 
 @pytest.mark.parametrize("pack", [1, 2])
-def test_conv_shapes_and_range(pack):
+def test_image_shapes_and_range(pack):
     cfg = gan.preset("digits", hidden=8, pack=pack)
     G, D = gan.make_gan(cfg)
-    x = G(torch.randn(6 * pack, cfg.latent_dim))
+    x = G(torch.randn(6 * pack, cfg.noise_dim))
     assert x.shape == (6 * pack, 1, 8, 8)
     assert 0.0 <= x.min().item() and x.max().item() <= 1.0
     assert D(x).shape == (6,)
@@ -110,15 +110,40 @@ def test_pack_changes_what_the_discriminator_sees():
     assert not torch.allclose(D(x), D(x.flip(0)))
 
 
-@pytest.mark.parametrize("bad", [dict(loss="wasserstein"), dict(arch="resnet"),
-                                 dict(arch="conv", data_dim=2), dict(pack=0)])
+def test_island_latent_picks_islands_uniformly_and_places_points():
+    torch.manual_seed(0)
+    latent = gan.IslandLatent(4, 2, init_std=0.5)
+    z = torch.randn(20000, 3, generator=torch.Generator().manual_seed(1))
+    k = latent.island(z)
+    u = 0.5 * (1 + torch.erf(z[:, 0] / math.sqrt(2)))          # the normal CDF, written out
+    assert torch.equal(k, (4 * u).floor().long().clamp(max=3))
+    shares = torch.bincount(k, minlength=4).float() / len(k)
+    torch.testing.assert_close(shares, torch.full((4,), 0.25), atol=0.015, rtol=0)
+    with torch.no_grad():
+        torch.testing.assert_close(latent(z), latent.mu[k] + 0.5 * z[:, 1:])
+
+
+@pytest.mark.parametrize("changes, out_shape", [({}, (4, 2)),
+                                                 (dict(data_dim=64, image_size=8, output="sigmoid"), (4, 1, 8, 8))])
+def test_generators_with_islands_take_one_extra_noise_number(changes, out_shape):
+    cfg = gan.GANConfig(hidden=8, n_layers=1, n_islands=5, **changes)
+    assert cfg.noise_dim == cfg.latent_dim + 1
+    G, _ = gan.make_gan(cfg)
+    assert G(torch.randn(4, cfg.noise_dim)).shape == out_shape
+    assert gan.sample(G, 4, seed=0).shape == out_shape
+
+
+@pytest.mark.parametrize("bad", [dict(loss="wasserstein"), dict(image_size=8),
+                                 dict(output="tanh"), dict(pack=0),
+                                 dict(n_islands=-1)])
 def test_config_rejects_bad_values(bad):
     with pytest.raises(ValueError):
         gan.GANConfig(**bad)
 
 
 def test_presets():
-    assert gan.preset("ring-pacgan").pack > 1 and gan.preset("ring-plain").pack == 1
+    assert gan.preset("ring-islands").pack > 1 and gan.preset("ring-islands").n_islands > 8
+    assert gan.preset("ring-plain").pack == 1 and gan.preset("ring-plain").n_islands == 0
     assert gan.preset("tiny", hidden=4).hidden == 4
     assert gan.PRESETS["tiny"].hidden != 4              # preset() returns a copy
     with pytest.raises(KeyError, match="ring-plain"):
@@ -214,6 +239,18 @@ def test_train_gan_is_deterministic_and_records_snapshots():
     assert torch.equal(gan.sample(a.generator, 10, seed=0), gan.sample(b.generator, 10, seed=0))
     assert len(a.history["loss_g"]) == 20 and all(math.isfinite(v) for v in a.history["loss_g"])
     assert a.raw_generator is not a.generator            # EMA copy returned
+
+
+def test_train_gan_standardises_the_data_for_mlp_nets():
+    x, _ = ring_of_gaussians(500)
+    run = gan.train_gan(gan.preset("tiny"), 10 * x, 2, show=False)
+    for net in (run.generator, run.discriminator, run.raw_generator):
+        assert net.scale.item() == pytest.approx(10 * x.std().item(), rel=1e-6)
+    D = run.discriminator
+    with torch.no_grad():                          # D sees x / scale; G's output is net * scale
+        torch.testing.assert_close(D(x), D.net(x / D.scale).squeeze(1))
+        z = torch.randn(5, 2)
+        torch.testing.assert_close(run.generator(z), run.generator.net(z) * run.generator.scale)
 
 
 def test_train_digit_gan_entry_point():

@@ -4,7 +4,9 @@ A generator G turns noise z into samples; a discriminator D scores samples as re
 fake; the two are trained against each other ("Generative Adversarial Nets",
 Goodfellow et al., 2014). This file holds:
 
-* MLP networks for points in the plane and small convolutional ones for 8x8 digits;
+* MLP generators and discriminators, for points in the plane and for 8x8 digits;
+* ``IslandLatent``, a latent made of K learnable Gaussian islands ("DeLiGAN", Gurumurthy
+  et al., 2017), so that G can put separate modes apart without bridges between them;
 * the losses as plain functions: ``discriminator_loss``, ``generator_loss_minimax``
   and ``generator_loss_nonsaturating``;
 * ``pack``, the one-line change of PacGAN ("PacGAN: The power of two samples in
@@ -15,12 +17,13 @@ Goodfellow et al., 2014). This file holds:
   ("VEEGAN", Srivastava et al., 2017), shared by the lesson, its checks and the benchmark;
 * ``train_digit_gan(steps, device, seed)``, the digit GAN other chapters compare with.
 
-Glossary: ``z`` noise (B, latent_dim); ``x`` real samples; ``x_fake = G(z)``;
+Glossary: ``z`` noise (B, noise_dim); ``x`` real samples; ``x_fake = G(z)``;
 ``logits`` are D's raw scores, D(x) = sigmoid(logit) is the probability "real".
 """
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
@@ -39,10 +42,14 @@ class GANConfig:
     """Everything that defines one GAN and how it is trained."""
 
     data_dim: int = 2                 # numbers in one sample: 2 for points, 64 for 8x8 digits
-    latent_dim: int = 2               # size of the noise vector z fed to the generator
-    hidden: int = 128                 # width of the hidden layers (MLP) / base channels (conv)
-    n_layers: int = 3                 # hidden layers in each MLP (ignored by the conv nets)
-    arch: str = "mlp"                 # "mlp" for points, "conv" for 8x8 images
+    image_size: int = 0               # > 0: samples are (B, 1, size, size) images; data_dim = size**2
+    output: str = "linear"            # G's last step: "linear" (points) or "sigmoid" (pixels in [0, 1])
+    latent_dim: int = 2               # size of the latent vector that G's network starts from
+    hidden: int = 128                 # width of every hidden layer
+    n_layers: int = 3                 # hidden layers in each network
+    n_islands: int = 0                # K > 0: latent = K learnable Gaussian islands (DeLiGAN); 0 = N(0, I)
+    island_std: float = 0.2           # initial standard deviation of each island
+    island_lr: float = 1.0            # learning-rate multiplier of the islands' centres and widths
     pack: int = 1                     # PacGAN degree m: D judges m samples at once (1 = plain GAN)
     loss: str = "nonsaturating"       # generator loss: "nonsaturating" or "minimax"
     lr: float = 2e-3                  # Adam learning rate of G and D at the start of training
@@ -54,24 +61,32 @@ class GANConfig:
     def __post_init__(self):
         if self.loss not in ("nonsaturating", "minimax"):
             raise ValueError(f"loss must be 'nonsaturating' or 'minimax', got {self.loss!r}")
-        if self.arch not in ("mlp", "conv"):
-            raise ValueError(f"arch must be 'mlp' or 'conv', got {self.arch!r}")
-        if self.arch == "conv" and self.data_dim != 64:
-            raise ValueError("the conv nets make 8x8 images: use data_dim=64 with arch='conv'")
+        if self.output not in ("linear", "sigmoid"):
+            raise ValueError(f"output must be 'linear' or 'sigmoid', got {self.output!r}")
+        if self.image_size and self.data_dim != self.image_size ** 2:
+            raise ValueError(f"image_size={self.image_size} needs data_dim={self.image_size ** 2}, "
+                             f"got {self.data_dim}")
         if self.pack < 1:
             raise ValueError(f"pack must be >= 1, got {self.pack}")
+        if self.n_islands < 0:
+            raise ValueError(f"n_islands must be >= 0, got {self.n_islands}")
+
+    @property
+    def noise_dim(self) -> int:
+        """Size of the noise z that G takes: latent_dim, plus 1 to pick an island."""
+        return self.latent_dim + (1 if self.n_islands else 0)
 
 
 PRESETS: dict[str, GANConfig] = {
     # a plain GAN on the ring of 8 Gaussians: the mode-collapse demonstration
-    "ring-plain": GANConfig(pack=1),
-    # the same GAN with PacGAN packing (m = 4): covers every mode
-    "ring-pacgan": GANConfig(pack=4),
-    # the 5x5 grid of 25 Gaussians
-    "grid-pacgan": GANConfig(pack=4),
-    # 8x8 digits: small convolutional networks, images in [0, 1]
-    "digits": GANConfig(data_dim=64, latent_dim=32, hidden=32, arch="conv", lr=1e-3,
-                        batch_size=128, ema=0.99),
+    "ring-plain": GANConfig(),
+    # the fix: a latent of 64 Gaussian islands (DeLiGAN) and pairs packed for D (PacGAN)
+    "ring-islands": GANConfig(n_islands=64, pack=2),
+    # the same fix on the 5x5 grid of 25 Gaussians
+    "grid-islands": GANConfig(n_islands=64, pack=2, island_lr=10.0),
+    # 8x8 digits in [0, 1]: wider MLPs, a 32-dimensional latent, the same fix
+    "digits": GANConfig(data_dim=64, image_size=8, output="sigmoid", latent_dim=32, hidden=256,
+                        n_layers=2, n_islands=32, pack=2, lr=1e-3, batch_size=128),
     # a few-second model for tests
     "tiny": GANConfig(hidden=16, n_layers=2, batch_size=32),
 }
@@ -100,87 +115,80 @@ def mlp(n_in: int, n_out: int, hidden: int, n_layers: int, act: Callable[[], nn.
     return nn.Sequential(*layers)
 
 
+class IslandLatent(nn.Module):
+    """A latent made of K separate Gaussian islands with learnable centres and widths.
+
+    From "DeLiGAN: Generative Adversarial Networks for Diverse and Limited Data"
+    (Gurumurthy et al., 2017). A continuous G maps a connected latent (one Gaussian) to
+    a connected set, so between separate modes it must leave a trail of samples; with
+    islands it need not. Each island is picked with probability 1/K:
+
+        k = floor(K * Phi(z_0)),   latent = mu_k + sigma_k * (z_1, ..., z_d)
+
+    where Phi, the standard normal CDF, turns the first noise coordinate into a uniform
+    number, so all of G's randomness stays in one tensor z.
+    """
+
+    def __init__(self, n_islands: int, latent_dim: int, init_std: float = 0.2):
+        super().__init__()
+        self.n_islands = n_islands
+        self.mu = nn.Parameter(2 * torch.rand(n_islands, latent_dim) - 1)            # (K, d)
+        self.log_sigma = nn.Parameter(torch.full((n_islands, latent_dim), math.log(init_std)))
+
+    def island(self, z: torch.Tensor) -> torch.Tensor:
+        """Index of the island each noise vector picks, (B,) int64."""
+        u = torch.special.ndtr(z[:, 0])                                              # (B,) in (0, 1)
+        return (u * self.n_islands).long().clamp_(0, self.n_islands - 1)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        k = self.island(z)                                                           # (B,)
+        return self.mu[k] + self.log_sigma[k].exp() * z[:, 1:]                      # (B, d)
+
+
 class MLPGenerator(nn.Module):
-    """G: noise z (B, latent_dim) -> points x (B, data_dim), ReLU hidden layers."""
+    """G: noise z (B, noise_dim) -> samples (B, data_dim), or (B, 1, H, W) images.
+
+    ReLU hidden layers. A linear output is multiplied by ``scale`` (the data's standard
+    deviation, set by ``train_gan``) so the network itself works with numbers near 1.
+    """
 
     def __init__(self, cfg: GANConfig):
         super().__init__()
         self.cfg = cfg
         self.net = mlp(cfg.latent_dim, cfg.data_dim, cfg.hidden, cfg.n_layers, nn.ReLU)
+        self.latent = (IslandLatent(cfg.n_islands, cfg.latent_dim, cfg.island_std)
+                       if cfg.n_islands else nn.Identity())
+        self.register_buffer("scale", torch.ones(()))  # data's std; train_gan sets it
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.net(z)                                       # (B, data_dim)
+        x = self.net(self.latent(z))                             # (B, data_dim)
+        x = torch.sigmoid(x) if self.cfg.output == "sigmoid" else x * self.scale
+        if self.cfg.image_size:
+            x = rearrange(x, "b (c h w) -> b c h w", c=1, h=self.cfg.image_size)  # (B, 1, H, W)
+        return x
 
 
 class MLPDiscriminator(nn.Module):
-    """D: samples (B * pack, data_dim) -> one logit per pack of ``pack`` samples (B,)."""
+    """D: samples (B * pack, data_dim) or images (B * pack, 1, H, W) -> one logit per pack (B,).
+
+    Leaky-ReLU hidden layers; the input is divided by ``scale`` (see MLPGenerator).
+    """
 
     def __init__(self, cfg: GANConfig):
         super().__init__()
         self.cfg = cfg
         self.net = mlp(cfg.data_dim * cfg.pack, 1, cfg.hidden, cfg.n_layers,
                        lambda: nn.LeakyReLU(0.2))
+        self.register_buffer("scale", torch.ones(()))  # data's std; train_gan sets it
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = pack(x.flatten(1), self.cfg.pack)                    # (B, pack * data_dim)
+        x = pack(x.flatten(1) / self.scale, self.cfg.pack)       # (B, pack * data_dim)
         return self.net(x).squeeze(1)                            # (B,)
 
 
-class ConvGenerator(nn.Module):
-    """G for 8x8 images: z (B, latent_dim) -> (B, 1, 8, 8) in [0, 1].
-
-    A miniature DCGAN ("Unsupervised Representation Learning with Deep Convolutional
-    Generative Adversarial Networks", Radford et al., 2016): a linear layer to a 2x2 map,
-    then two transposed convolutions that double the size, batch norm and ReLU between.
-    """
-
-    def __init__(self, cfg: GANConfig):
-        super().__init__()
-        self.cfg = cfg
-        c = cfg.hidden
-        self.fc = nn.Linear(cfg.latent_dim, 4 * c * 2 * 2)
-        self.net = nn.Sequential(
-            nn.BatchNorm2d(4 * c), nn.ReLU(),
-            nn.ConvTranspose2d(4 * c, 2 * c, 4, stride=2, padding=1),   # (B, 2c, 4, 4)
-            nn.BatchNorm2d(2 * c), nn.ReLU(),
-            nn.ConvTranspose2d(2 * c, c, 4, stride=2, padding=1),       # (B, c, 8, 8)
-            nn.BatchNorm2d(c), nn.ReLU(),
-            nn.Conv2d(c, 1, 3, padding=1),                              # (B, 1, 8, 8)
-            nn.Sigmoid(),
-        )
-
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        h = rearrange(self.fc(z), "b (c h w) -> b c h w", h=2, w=2)   # (B, 4c, 2, 2)
-        return self.net(h)                                              # (B, 1, 8, 8)
-
-
-class ConvDiscriminator(nn.Module):
-    """D for 8x8 images: (B * pack, 1, 8, 8) -> one logit per pack (B,)."""
-
-    def __init__(self, cfg: GANConfig):
-        super().__init__()
-        self.cfg = cfg
-        c = cfg.hidden
-        self.features = nn.Sequential(
-            nn.Conv2d(1, c, 3, padding=1), nn.LeakyReLU(0.2),                # (N, c, 8, 8)
-            nn.Conv2d(c, 2 * c, 4, stride=2, padding=1), nn.LeakyReLU(0.2),  # (N, 2c, 4, 4)
-            nn.Conv2d(2 * c, 4 * c, 4, stride=2, padding=1), nn.LeakyReLU(0.2),  # (N, 4c, 2, 2)
-            nn.Flatten(),                                                     # (N, 16c)
-        )
-        self.head = nn.Linear(16 * c * cfg.pack, 1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x.reshape(-1, 1, 8, 8)                                  # (N, 1, 8, 8)
-        h = pack(self.features(x), self.cfg.pack)                   # (N / pack, pack * 16c)
-        return self.head(h).squeeze(1)                              # (B,)
-
-
-def make_gan(cfg: GANConfig, device=None) -> tuple[nn.Module, nn.Module]:
+def make_gan(cfg: GANConfig, device=None) -> tuple[MLPGenerator, MLPDiscriminator]:
     """Build the generator and the discriminator that ``cfg`` describes (G first, then D)."""
-    if cfg.arch == "conv":
-        G, D = ConvGenerator(cfg), ConvDiscriminator(cfg)
-    else:
-        G, D = MLPGenerator(cfg), MLPDiscriminator(cfg)
+    G, D = MLPGenerator(cfg), MLPDiscriminator(cfg)
     return G.to(device), D.to(device)
 
 
@@ -249,8 +257,8 @@ def train_step(G: nn.Module, D: nn.Module, opt_g: torch.optim.Optimizer,
     """One step of Algorithm 1 of Goodfellow et al. (2014): update D, then G.
 
     Args:
-        x_real: real samples, (B * pack, data_dim) or (B * pack, 1, 8, 8).
-        z: noise for the fakes, (B * pack, latent_dim).
+        x_real: real samples, (B * pack, data_dim) or images (B * pack, 1, H, W).
+        z: noise for the fakes, (B * pack, noise_dim).
         loss: the generator loss, "nonsaturating" or "minimax".
     Returns:
         loss_d, loss_g and D's mean probability "real" on real and fake samples.
@@ -292,16 +300,16 @@ def sample(G: nn.Module, n: int, device=None, seed: int | None = None) -> torch.
     """Draw ``n`` samples from the generator (in eval mode, without gradients).
 
     Args:
-        G: a generator with ``G.cfg.latent_dim``.
+        G: a generator with a config ``G.cfg``.
         n: how many samples.
         device: where to draw z (default: where G's weights are).
         seed: seed of the noise, for repeatable samples (default: torch's global RNG).
     Returns:
-        (n, data_dim) points, or (n, 1, 8, 8) images, on ``device``.
+        (n, data_dim) samples, or (n, 1, H, W) images, on ``device``.
     """
     device = device or next(G.parameters()).device
     gen = torch.Generator(device="cpu").manual_seed(seed) if seed is not None else None
-    z = torch.randn(n, G.cfg.latent_dim, generator=gen).to(device)   # (n, latent_dim)
+    z = torch.randn(n, G.cfg.noise_dim, generator=gen).to(device)    # (n, noise_dim)
     was_training = G.training
     G.eval()
     x = G(z)
@@ -327,7 +335,7 @@ def train_gan(cfg: GANConfig, data: torch.Tensor, steps: int, device=None, seed:
 
     Args:
         cfg: the configuration (see ``PRESETS``).
-        data: the training set, (N, data_dim) points or (N, 1, 8, 8) images.
+        data: the training set, (N, data_dim) points or (N, 1, H, W) images.
         steps: number of steps; write it as ``coursekit.budget(...)`` in lessons.
         device: where to train (default CPU).
         seed: seeds the weights, the minibatches and the noise.
@@ -342,8 +350,17 @@ def train_gan(cfg: GANConfig, data: torch.Tensor, steps: int, device=None, seed:
     device = torch.device(device or "cpu")
     torch.manual_seed(seed)
     G, D = make_gan(cfg, device)
+    if cfg.output == "linear":          # both networks see the data in units of its std
+        with torch.no_grad():
+            G.scale.fill_(data.float().std().item())
+            D.scale.fill_(data.float().std().item())
     G_ema = copy.deepcopy(G) if cfg.ema > 0 else G
-    opt_g = torch.optim.Adam(G.parameters(), lr=cfg.lr, betas=cfg.betas)
+    island_params = list(G.latent.parameters())
+    other_params = [p for n, p in G.named_parameters() if not n.startswith("latent.")]
+    groups = [{"params": other_params}]
+    if island_params:
+        groups.append({"params": island_params, "lr": cfg.lr * cfg.island_lr})
+    opt_g = torch.optim.Adam(groups, lr=cfg.lr, betas=cfg.betas)
     opt_d = torch.optim.Adam(D.parameters(), lr=cfg.lr, betas=cfg.betas)
     schedules = []
     if cfg.lr_decay:
@@ -364,7 +381,7 @@ def train_gan(cfg: GANConfig, data: torch.Tensor, steps: int, device=None, seed:
 
     def step_fn(step):
         idx = torch.randint(0, len(data), (n_batch,), generator=gen).to(device)
-        z = torch.randn(n_batch, cfg.latent_dim, generator=gen).to(device)
+        z = torch.randn(n_batch, cfg.noise_dim, generator=gen).to(device)
         metrics = train_step(G, D, opt_g, opt_d, data[idx], z, cfg.loss)
         for s in schedules:
             s.step()
@@ -433,7 +450,7 @@ def train_digit_gan(steps: int | None = None, device=None, seed: int = 0,
     """Train the "digits" preset on the training split of the 8x8 digits.
 
     Args:
-        steps: training steps (default ``coursekit.budget(1500, fast=30)``).
+        steps: training steps (default ``coursekit.budget(3000, fast=30)``).
         device: where to train (default CPU).
         seed: seeds the weights, minibatches and noise.
     Returns:
@@ -443,7 +460,7 @@ def train_digit_gan(steps: int | None = None, device=None, seed: int = 0,
     from coursekit.data import load_digits
     from coursekit.runtime import budget
 
-    steps = budget(1500, fast=30) if steps is None else steps
+    steps = budget(3000, fast=30) if steps is None else steps
     x = load_digits(seed=0).x_train                                     # (N, 1, 8, 8)
     run = train_gan(PRESETS["digits"], x, steps, device=device, seed=seed, show=show,
                     desc="digit GAN")
@@ -451,8 +468,8 @@ def train_digit_gan(steps: int | None = None, device=None, seed: int = 0,
 
 
 __all__ = [
-    "GANConfig", "PRESETS", "preset", "mlp", "MLPGenerator", "MLPDiscriminator",
-    "ConvGenerator", "ConvDiscriminator", "make_gan", "discriminator_loss",
+    "GANConfig", "PRESETS", "preset", "mlp", "IslandLatent", "MLPGenerator", "MLPDiscriminator",
+    "make_gan", "discriminator_loss",
     "generator_loss_minimax", "generator_loss_nonsaturating", "GENERATOR_LOSSES", "pack",
     "train_step", "ema_update", "sample", "GANRun", "train_gan", "ModeStats", "mode_stats",
     "train_digit_gan",
