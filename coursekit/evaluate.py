@@ -42,20 +42,22 @@ def digit_classifier(seed: int = 0, epochs: int = 30) -> DigitClassifier:
 
     data = load_digits(seed=seed)
     gen = torch.Generator().manual_seed(seed)
-    with torch.random.fork_rng():
+    # Its own random state (dropout uses the global one) and gradients on, whatever the
+    # caller's: the same classifier, and so the same scores, in every process.
+    with torch.random.fork_rng(), torch.enable_grad():
         torch.manual_seed(seed)
         model = DigitClassifier()
-    opt = torch.optim.Adam(model.parameters(), lr=2e-3)
-    n = len(data.x_train)
-    for _ in range(epochs):
-        model.train()
-        for idx in torch.randperm(n, generator=gen).split(128):
-            x = data.x_train[idx]
-            x = x + 0.05 * torch.randn(x.shape, generator=gen)  # noise: robust to samples
-            loss = F.cross_entropy(model(x), data.y_train[idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
+        opt = torch.optim.Adam(model.parameters(), lr=2e-3)
+        n = len(data.x_train)
+        for _ in range(epochs):
+            model.train()
+            for idx in torch.randperm(n, generator=gen).split(128):
+                x = data.x_train[idx]
+                x = x + 0.05 * torch.randn(x.shape, generator=gen)  # noise: robust to samples
+                loss = F.cross_entropy(model(x), data.y_train[idx])
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
     model.eval()
     with torch.no_grad():
         model.val_accuracy = (model(data.x_val).argmax(1) == data.y_val).float().mean().item()

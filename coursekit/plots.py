@@ -87,8 +87,8 @@ def show_images(images: torch.Tensor, nrow: int | None = None, titles: Sequence[
     nrow = nrow or max(1, math.ceil(math.sqrt(n)))
     ncol_rows = math.ceil(n / nrow)
     pad = 1
-    lo = images.min().item() if vmin is None else vmin
-    hi = images.max().item() if vmax is None else vmax
+    lo = float(images.min().item() if vmin is None else vmin)
+    hi = float(images.max().item() if vmax is None else vmax)
     grid = torch.full((c, ncol_rows * (h + pad) + pad, nrow * (w + pad) + pad), lo)
     for i in range(n):
         r, q = divmod(i, nrow)

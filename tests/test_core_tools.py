@@ -94,3 +94,22 @@ def test_plot_widget_keeps_its_image_on_a_bad_value():
     assert w.error == "" and w.png != before
     with pytest.raises(KeyError, match="controls"):
         w.set(nope=1)
+
+
+def test_digit_quality_is_the_same_inside_no_grad_and_after_other_randomness():
+    from coursekit.data import load_digits
+    from coursekit.evaluate import digit_classifier, digit_quality
+    digit_classifier.cache_clear()
+    x = load_digits(seed=0).x_val[:200]
+    torch.manual_seed(123)
+    with torch.no_grad():
+        first = digit_quality(x)
+    digit_classifier.cache_clear()
+    torch.manual_seed(999)
+    assert digit_quality(x) == first
+    assert first["confidence"] > 0.9 and first["classes_covered"] == 10
+
+
+def test_show_images_with_integer_vmin_keeps_grey_levels():
+    ax = show_images(torch.full((1, 1, 4, 4), 0.5), vmin=0, vmax=1)
+    assert ax.images[0].get_array()[2, 2] == 0.5
