@@ -75,7 +75,7 @@ WRONG = {
         (lambda x0, t, ac, eps: ac[t[0]].sqrt() * x0 + (1 - ac[t[0]]).sqrt() * eps, "its own t"),
         (lambda x0, t, ac, eps: (1 - ac[t].view(-1, 1, 1, 1)).sqrt() * x0 + ac[t].view(-1, 1, 1, 1).sqrt() * eps,
          "reshaped to"),
-        (lambda x0, t, ac, eps: ac[t].sqrt() * x0 + (1 - ac[t]).sqrt() * eps, "raised RuntimeError"),
+        (lambda x0, t, ac, eps: ac[t].sqrt() * x0 + (1 - ac[t]).sqrt() * eps, "reshape it to (B, 1, 1, 1)"),
     ],
     "diffusion_loss": [
         (lambda m, x0, t, eps, ac: F.mse_loss(m(q_sample(x0, t, ac, eps), t), x0), "not the clean image"),

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from coursekit.checks.assertions import (as_tensor, call, expect_close, fail, passed,
+from coursekit.checks.assertions import (CheckFailure, as_tensor, call, expect_close, fail, passed,
                                          require_callable)
 
 
@@ -108,8 +108,17 @@ def check_q_sample(q_sample, seed: int = 0) -> None:
               torch.rand(3, 3, 4, 4, generator=g) * 2 - 1, torch.randint(0, 100, (3,), generator=g))]
     for case, x0, t in cases:
         eps = torch.randn(x0.shape, generator=g)
-        got = call(name, q_sample, x0.clone(), t.clone(), ac.clone(), eps.clone(),
-                   what="q_sample(x0, t, alphas_cumprod, eps)")
+        try:
+            got = call(name, q_sample, x0.clone(), t.clone(), ac.clone(), eps.clone(),
+                       what="q_sample(x0, t, alphas_cumprod, eps)")
+        except CheckFailure as err:
+            cause = err.__cause__
+            if isinstance(cause, RuntimeError) and "size of tensor" in str(cause):
+                fail(name, f"q_sample for {case}", f"xt of shape {tuple(x0.shape)}",
+                     f"RuntimeError: {cause}",
+                     "alphas_cumprod[t] has shape (B,), which lines up with the last pixel axis; "
+                     "reshape it to (B, 1, 1, 1) so each image gets its own value")
+            raise
         got = as_tensor(name, got, "xt", shape=tuple(x0.shape), dtype_float=True)
         ref = _q_sample(x0, t, ac, eps)
         a = ac[t].double().view(-1, 1, 1, 1)

@@ -436,7 +436,10 @@ def ddpm_sample(model: nn.Module, schedule: NoiseSchedule, n: int = 64, device=N
     """
     T = schedule.n_timesteps
     pairs = [(t, t - 1) for t in range(T - 1, -1, -1)]
-    step = lambda eps, t, t_prev, x, z: ddpm_step(eps, t, x, schedule, z, clip_x0)  # noqa: E731
+
+    def step(eps, t, t_prev, x, z):
+        return ddpm_step(eps, t, x, schedule, z, clip_x0)
+
     return _sample(model, schedule, pairs, step, True, n, device, generator, noise, return_trajectory)
 
 
@@ -454,8 +457,10 @@ def ddim_sample(model: nn.Module, schedule: NoiseSchedule, n: int = 64, n_steps:
     """
     ts = ddim_timesteps(schedule.n_timesteps, n_steps)
     pairs = list(zip(ts, ts[1:] + [-1]))
-    ac = schedule.alphas_cumprod
-    step = lambda eps, t, t_prev, x, z: ddim_step(eps, t, t_prev, x, ac, eta, z, clip_x0)  # noqa: E731
+
+    def step(eps, t, t_prev, x, z):
+        return ddim_step(eps, t, t_prev, x, schedule.alphas_cumprod, eta, z, clip_x0)
+
     return _sample(model, schedule, pairs, step, eta > 0, n, device, generator, noise, return_trajectory)
 
 
