@@ -122,7 +122,7 @@ def limited(tmp_path_factory):
     subs["steal"] = submit(root, "steal", steal)
     before = tree(root)
     rows = grade(list(subs.values()), root / "grades",
-                 Settings(solutions=root / "solutions", cell_timeout=8, memory_mb=400, jobs=2,
+                 Settings(solutions=root / "solutions", cell_timeout=8, memory_mb=400, jobs=2, isolate=True,
                           snapshot_mb=64), progress=False)
     return root, subs, {r.learner: r for r in rows}, before
 
@@ -186,7 +186,7 @@ def test_a_dead_worker_is_replaced(limited, tmp_path):
         worker.proc.kill()
         worker.proc.wait()
     [row] = grade([subs["good"]], tmp_path / "again",
-                  Settings(solutions=root / "solutions", cell_timeout=8, memory_mb=400, jobs=2,
+                  Settings(solutions=root / "solutions", cell_timeout=8, memory_mb=400, jobs=2, isolate=True,
                            snapshot_mb=64), progress=False)
     assert row.total == 3 and row.reasons == []
 
