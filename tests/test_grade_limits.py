@@ -105,6 +105,9 @@ def limited(tmp_path_factory):
     for name, (code, _) in MISBEHAVIOUR.items():
         subs[name] = submit(root, name, with_cell_after(good, "check_double",
                                                         code.replace("{MARK}", MARK)))
+    subs["threads"] = submit(root, "threads", with_cell_after(   # what OpenMP and torch do
+        good, "check_double", "import threading\nt = threading.Thread(target=print)\n"
+                              "t.start()\nt.join()"))
     subs["flood"] = submit(root, "flood", with_cell_after(
         good, "check_double", "for _ in range(20000):\n    print('y' * 5000)"))
     sleeper = spawn_past_the_audit_hook(f"[b'/bin/sleep', b'{MARK}']")
@@ -122,8 +125,8 @@ def limited(tmp_path_factory):
     subs["steal"] = submit(root, "steal", steal)
     before = tree(root)
     rows = grade(list(subs.values()), root / "grades",
-                 Settings(solutions=root / "solutions", cell_timeout=8, memory_mb=400, jobs=2, isolate=True,
-                          snapshot_mb=64), progress=False)
+                 Settings(solutions=root / "solutions", cell_timeout=8, memory_mb=400, jobs=2,
+                          isolate=True, snapshot_mb=64), progress=False)
     return root, subs, {r.learner: r for r in rows}, before
 
 
@@ -139,6 +142,13 @@ def test_misbehaviour_stops_grading_with_the_reason(limited, name):
     reason = MISBEHAVIOUR[name][1]
     assert len(row.reasons) == 1 and row.reasons[0].startswith("check_square: not run:")
     assert reason in row.reasons[0], row.reasons
+
+
+def test_notebooks_may_start_threads(limited):
+    """Regression: the process that enters a new pid namespace cannot start threads
+    (scikit-learn's and torch's thread pools died there); its pid-1 child runs the code."""
+    row = limited[2]["threads"]
+    assert row.total == 3 and row.reasons == []
 
 
 def test_printing_megabytes_changes_nothing(limited):
@@ -186,8 +196,8 @@ def test_a_dead_worker_is_replaced(limited, tmp_path):
         worker.proc.kill()
         worker.proc.wait()
     [row] = grade([subs["good"]], tmp_path / "again",
-                  Settings(solutions=root / "solutions", cell_timeout=8, memory_mb=400, jobs=2, isolate=True,
-                           snapshot_mb=64), progress=False)
+                  Settings(solutions=root / "solutions", cell_timeout=8, memory_mb=400, jobs=2,
+                           isolate=True, snapshot_mb=64), progress=False)
     assert row.total == 3 and row.reasons == []
 
 

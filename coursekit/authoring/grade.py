@@ -61,7 +61,7 @@ class Settings:
     fast: bool = True                    # grade in fast mode (short training budgets)
     memory_mb: int = 2048                # memory a notebook may use beyond the grader's own
     device: str = "cpu"                  # torch device the notebooks see (same grades anywhere)
-    isolate: bool = False                # namespaces: read-only file system, no network (off: breaks scikit-learn imports in the notebook process)
+    isolate: bool = True                 # namespaces where Linux allows: read-only files, no network
     snapshot_mb: int = 512               # largest copy of a check's objects
 
 

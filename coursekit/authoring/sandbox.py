@@ -67,6 +67,8 @@ PATH_WRITE_EVENTS = {"os.remove": (0,), "os.rmdir": (0,), "os.rename": (0, 1),
                      "os.lchflags": (0,), "shutil.rmtree": (0,), "shutil.copyfile": (1,),
                      "shutil.copytree": (1,), "shutil.move": (1,), "shutil.unpack_archive": (1,)}
 PATH_READ_EVENTS = {"os.listdir": 0, "os.scandir": 0, "glob.glob": 0}
+_DEADLY = (signal.SIGKILL, signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGABRT,
+           signal.SIGHUP, signal.SIGSEGV)
 
 # Linux constants for unshare(2) and mount(2).
 CLONE_NEWNS, CLONE_NEWUSER = 0x00020000, 0x10000000
@@ -170,6 +172,24 @@ def descendants(root: int) -> list[int]:
     return found
 
 
+def memory_used(pid: int, baseline: int) -> int:
+    """Resident memory a child and everything below it added: a fork of the worker
+    (same executable) counts what it holds beyond the worker's own pages."""
+    me = _exe(os.getpid())
+    total = 0
+    for p in [pid, *descendants(pid)]:
+        rss = rss_bytes(p)
+        total += max(0, rss - baseline) if _exe(p) in (me, None) else rss
+    return total
+
+
+def _exe(pid: int) -> str | None:
+    try:
+        return os.readlink(f"/proc/{pid}/exe")
+    except OSError:
+        return None
+
+
 def rss_bytes(pid: int) -> int:
     try:
         with open(f"/proc/{pid}/statm", "rb") as fh:
@@ -223,43 +243,75 @@ def _mounts() -> list[tuple[str, str]]:
 
 def isolate(writable: list[str]) -> bool:
     """Enter new user, mount, network and pid namespaces; make every mount read-only
-    except ``writable``. Returns False (and changes nothing that matters) where not
-    allowed."""
+    except ``writable``. Returns True when all of that holds, False where the kernel
+    does not allow it (then nothing changed, or only part of it)."""
     if not LINUX:
         return False
     try:
         import ctypes
         libc = ctypes.CDLL(None, use_errno=True)
-        uid, gid = os.getuid(), os.getgid()
         # A new pid namespace holds whatever the child starts: those processes cannot
         # see or signal the worker, and all die with the first of them.
-        if libc.unshare(CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWPID) != 0:
+        flags = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWPID
+        uid, gid = os.getuid(), os.getgid()
+        if libc.unshare(flags) != 0:
             return False
-        for name, text in (("setgroups", "deny"), ("uid_map", f"{uid} {uid} 1"),
-                           ("gid_map", f"{gid} {gid} 1")):
-            with open(f"/proc/self/{name}", "w") as fh:
-                fh.write(text)
-        mount = libc.mount
-        mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p,
-                          ctypes.c_ulong, ctypes.c_void_p]
-        if mount(None, b"/", None, MS_REC | MS_PRIVATE, None) != 0:
-            return False
-        keep = {os.path.realpath(w) for w in writable}
-        for path in sorted(keep):
-            if mount(path.encode(), path.encode(), None, MS_BIND | MS_REC, None) != 0:
-                return False
-        complete = True
-        for point, options in _mounts():
-            if point in keep:
-                continue
-            flags = MS_BIND | MS_REMOUNT | MS_RDONLY
-            for option in options.split(","):
-                flags |= _MOUNT_FLAGS.get(option, 0)
-            if mount(None, point.encode(), None, flags, None) != 0:
-                complete = complete and point not in ("/", "/tmp", "/dev/shm", "/home")
-        return complete
     except Exception:
         return False
+    try:
+        return _seal(libc, writable, uid, gid)
+    except Exception:
+        return False
+    finally:
+        _become_pid_one()
+
+
+def _seal(libc, writable: list[str], uid: int, gid: int) -> bool:
+    """Map our user id, then remount everything read-only except ``writable``."""
+    import ctypes
+    for name, text in (("setgroups", "deny"), ("uid_map", f"{uid} {uid} 1"),
+                       ("gid_map", f"{gid} {gid} 1")):
+        with open(f"/proc/self/{name}", "w") as fh:
+            fh.write(text)
+    mount = libc.mount
+    mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p,
+                      ctypes.c_ulong, ctypes.c_void_p]
+    if mount(None, b"/", None, MS_REC | MS_PRIVATE, None) != 0:
+        return False
+    keep = {os.path.realpath(w) for w in writable}
+    for path in sorted(keep):
+        if mount(path.encode(), path.encode(), None, MS_BIND | MS_REC, None) != 0:
+            return False
+    complete = True
+    for point, options in _mounts():
+        if point in keep:
+            continue
+        flags = MS_BIND | MS_REMOUNT | MS_RDONLY
+        for option in options.split(","):
+            flags |= _MOUNT_FLAGS.get(option, 0)
+        if mount(None, point.encode(), None, flags, None) != 0:
+            complete = complete and point not in ("/", "/tmp", "/dev/shm", "/home")
+    return complete
+
+
+def _become_pid_one() -> None:
+    """Continue as the first process of the new pid namespace.
+
+    The process that called unshare(CLONE_NEWPID) cannot start threads (clone fails
+    with EINVAL), and OpenMP, torch and scikit-learn start threads. So it forks: the
+    child, pid 1 inside, runs the learner's code; the parent only waits and exits with
+    the child's status. Both share the process group the worker kills.
+    """
+    child = os.fork()
+    if child == 0:
+        return
+    while True:
+        try:
+            _, status = os.waitpid(child, 0)
+            break
+        except InterruptedError:
+            continue
+    os._exit(os.WEXITSTATUS(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status))
 
 
 def _under(path: str, roots: tuple[str, ...]) -> bool:
@@ -317,8 +369,10 @@ def make_guard(writable, deny, allow_read, private):
         elif event in PATH_READ_EVENTS:
             check_read(args[PATH_READ_EVENTS[event]])
         elif event in ("os.kill", "os.killpg"):
-            if args[0] not in (me, 0):
+            if args[0] != me:
                 refuse("signalling another process")
+            if me == 1 and args[1] in _DEADLY and signal.getsignal(args[1]) == signal.SIG_DFL:
+                os._exit(128 + args[1])   # as pid 1 it would be ignored: die as asked
         elif event == "sys.addaudithook":
             raise RuntimeError("grading sandbox: no new audit hooks")
         elif event in BLOCKED_EVENTS or event.startswith(("ctypes.", "socket.")):
@@ -732,8 +786,7 @@ def watch(pid: int, fd: int, job: dict, on_frame, limit) -> dict | None:
             stop = limit(now)
         if stop is None and not break_now and LINUX and now - last_memory > 0.2:
             last_memory = now
-            used = max(0, rss_bytes(pid) - baseline) + sum(
-                rss_bytes(p) for p in descendants(pid))
+            used = memory_used(pid, baseline)
             if used > memory:
                 stop = {"why": "memory"}
         if stop is not None or break_now:
