@@ -113,3 +113,24 @@ def test_digit_quality_is_the_same_inside_no_grad_and_after_other_randomness():
 def test_show_images_with_integer_vmin_keeps_grey_levels():
     ax = show_images(torch.full((1, 1, 4, 4), 0.5), vmin=0, vmax=1)
     assert ax.images[0].get_array()[2, 2] == 0.5
+
+
+class _LyingTensor(torch.Tensor):
+    """A tensor subclass that claims to be close to anything."""
+
+    @classmethod
+    def __torch_function__(cls, func, types, args=(), kwargs=None):
+        if func in (torch.allclose, torch.Tensor.allclose, torch.equal):
+            return True
+        return super().__torch_function__(func, types, args, kwargs or {})
+
+
+def test_expect_close_sees_through_tensor_subclasses():
+    from coursekit.checks.assertions import CheckFailure, expect_close, plain_tensor
+    liar = torch.zeros(3).as_subclass(_LyingTensor)
+    assert torch.allclose(liar, torch.ones(3))              # the trick works on torch itself
+    assert type(plain_tensor(liar)) is torch.Tensor
+    with pytest.raises(CheckFailure):
+        expect_close("check_x", "a lying tensor", liar, torch.ones(3))
+    expect_close("check_x", "a right answer in a subclass", torch.ones(3).as_subclass(_LyingTensor),
+                 torch.ones(3))

@@ -87,6 +87,19 @@ def call(check: str, fn: Callable, *args, what: str = "your function", **kwargs)
             f"where it breaks") from err
 
 
+def plain_tensor(value: torch.Tensor) -> torch.Tensor:
+    """The same data as a plain torch.Tensor, whatever subclass ``value`` is.
+
+    A tensor subclass can override ``__torch_function__`` and so answer every torch
+    call (``shape``, ``allclose``, ...) as it likes; a check must only ever compare plain
+    tensors. Parameters are plain tensors with a flag and are kept as they are.
+    """
+    if type(value) is torch.Tensor or isinstance(value, torch.nn.Parameter):
+        return value
+    with torch._C.DisableTorchFunctionSubclass():
+        return torch.Tensor.as_subclass(value, torch.Tensor)
+
+
 def as_tensor(check: str, value: Any, what: str, shape: tuple | None = None,
               dtype_float: bool = False) -> torch.Tensor:
     """Insist on a tensor (with a given shape, where -1 matches any size)."""
@@ -94,6 +107,7 @@ def as_tensor(check: str, value: Any, what: str, shape: tuple | None = None,
         fail(check, f"{what} should be a torch.Tensor", "a torch.Tensor",
              f"{type(value).__name__}: {_short(value, 80)}",
              "build it with torch operations, or wrap it with torch.tensor(...)")
+    value = plain_tensor(value)
     if shape is not None:
         ok = value.dim() == len(shape) and all(s == -1 or s == v for s, v in zip(shape, value.shape))
         if not ok:
