@@ -142,8 +142,10 @@ def test_config_rejects_bad_values(bad):
 
 
 def test_presets():
-    assert gan.preset("ring-islands").pack > 1 and gan.preset("ring-islands").n_islands > 8
-    assert gan.preset("ring-plain").pack == 1 and gan.preset("ring-plain").n_islands == 0
+    fix, plain = gan.preset("ring-islands"), gan.preset("ring-plain")
+    assert fix.n_islands > 8 and fix.lr_decay and fix.ema > 0       # islands + averaging
+    assert plain.n_islands == 0 and plain.pack == 1                 # the textbook GAN:
+    assert not plain.lr_decay and plain.ema == 0                    # constant lr, no averaging
     assert gan.preset("tiny", hidden=4).hidden == 4
     assert gan.PRESETS["tiny"].hidden != 4              # preset() returns a copy
     with pytest.raises(KeyError, match="ring-plain"):
@@ -243,7 +245,9 @@ def test_train_gan_is_deterministic_and_records_snapshots():
 
 def test_train_gan_standardises_the_data_for_mlp_nets():
     x, _ = ring_of_gaussians(500)
-    run = gan.train_gan(gan.preset("tiny"), 10 * x, 2, show=False)
+    plain = gan.train_gan(gan.preset("tiny"), 10 * x, 2, show=False)
+    assert plain.generator.scale.item() == 1.0                 # off by default
+    run = gan.train_gan(gan.preset("tiny", standardise=True), 10 * x, 2, show=False)
     for net in (run.generator, run.discriminator, run.raw_generator):
         assert net.scale.item() == pytest.approx(10 * x.std().item(), rel=1e-6)
     D = run.discriminator
