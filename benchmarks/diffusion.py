@@ -19,10 +19,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import time
 
 import torch
+
+from machine import describe  # benchmarks/machine.py, next to this script
 
 from coursekit.data import load_digits
 from coursekit.evaluate import digit_classifier, digit_quality
@@ -60,10 +61,7 @@ def main() -> int:
 
     seed_everything(args.seed)
     device = pick_device(args.device)
-    load_before = os.getloadavg()[0]
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__} "
-          f"with {torch.get_num_threads()} threads, device {device}; "
-          f"load average {load_before:.2f} (timings are noisy on a shared machine)")
+    load_before = describe(device)
     cfg = DIFFUSION_PRESETS[args.preset]
     print(f"model: {args.preset} {cfg}; {steps} training steps")
 

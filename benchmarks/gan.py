@@ -21,6 +21,7 @@ import os
 import platform
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -74,7 +75,7 @@ def toy_run(name: str, cfg: gan.GANConfig, data: torch.Tensor, centres: torch.Te
               f"{100 * stats.high_quality:5.1f}% high quality  | train {train_s:5.1f} s, "
               f"CPU {cpu_s:5.1f} s ({r['ms_per_step']:.2f} ms/step, {steps} steps)  | "
               f"{r['samples_per_s']:,} samples/s")
-    return {"config": {k: v for k, v in vars(cfg).items()}, "steps": steps, "n_modes": len(centres),
+    return {"config": asdict(cfg), "steps": steps, "n_modes": len(centres),
             "seeds": per_seed,
             "min_modes_covered": min(r["modes_covered"] for r in per_seed),
             "mean_high_quality": round(sum(r["high_quality"] for r in per_seed) / len(per_seed), 4),
