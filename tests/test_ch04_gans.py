@@ -366,3 +366,13 @@ def test_inline_train_step_matches_the_package(lesson):
         params.append(torch.cat([p.flatten() for p in list(G.parameters()) + list(D.parameters())]))
         assert "loss_d" in out and "loss_g" in out
     torch.testing.assert_close(params[0], params[1], rtol=0, atol=0)
+
+
+def test_check_mode_stats_names_per_mode_values_instead_of_a_count():
+    def per_mode(samples, centres, std):              # forgot to count the covered modes
+        stats = gan.mode_stats(samples, centres, std)
+        return stats.shares >= 0.01, stats.high_quality
+
+    with pytest.raises(CheckFailure, match="single number") as err:
+        ch04.check_mode_stats(per_mode)
+    assert "a tensor of shape (8,)" in str(err.value)

@@ -466,3 +466,16 @@ def test_solution_check_cells_match_the_check_module():
     assert len(answers) >= len(checks)
     for c in answers:
         assert "### BEGIN SOLUTION" in c.source and "### END SOLUTION" in c.source
+
+
+def test_check_causal_attention_explains_a_returned_weights_pair():
+    def with_weights(q, k, v):                        # the lesson's version returns (out, weights)
+        T = q.shape[-2]
+        scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
+        scores = scores.masked_fill(torch.ones(T, T, dtype=torch.bool).triu(1), float("-inf"))
+        weights = scores.softmax(-1)
+        return weights @ v, weights
+
+    with pytest.raises(ck.checks.CheckFailure, match="return only the output"):
+        ck.checks.ch06.check_causal_attention(with_weights)
+    ck.checks.ch06.check_causal_attention(lambda q, k, v: with_weights(q, k, v)[0])   # the output alone passes

@@ -170,6 +170,12 @@ def check_mode_stats(mode_stats) -> None:
             fail(name, case, "a pair (modes_covered, high_quality)", out,
                  "return two values: return modes_covered, high_quality")
         covered, quality = out
+        for value, what, kind in [(covered, "modes_covered", "one whole number"),
+                                  (quality, "high_quality", "one number in [0, 1]")]:
+            if isinstance(value, torch.Tensor) and value.numel() != 1:
+                fail(name, case + f": {what}", kind, f"a tensor of shape {tuple(value.shape)}",
+                     "reduce the per-mode or per-sample values to a single number "
+                     "(for example with .sum() or .mean(), then .item())")
         covered = int(torch.as_tensor(covered).item()) if torch.as_tensor(covered).numel() == 1 else covered
         want = ref.mode_stats(pts, centres, std)
         if covered != want.modes_covered:

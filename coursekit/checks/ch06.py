@@ -87,6 +87,10 @@ def _check_attention_fn(name, fn, causal):
         got = call(name, fn, q_in, k_in, v_in, what=f"{fn.__name__}(q, k, v)")
         expected = _attention_ref(q, k, v, causal=causal)
         case = f"{fn.__name__}(q, k, v) with q, k of shape {tuple(q.shape)} and v of shape {tuple(v.shape)}"
+        if isinstance(got, (tuple, list)):
+            fail(name, case, "one tensor: the attention output", f"a {type(got).__name__} of {len(got)} items",
+                 "return only the output; the lesson's version also returned the weights, "
+                 "the exercise does not")
         got = as_tensor(name, got, "the result", shape=tuple(expected.shape), dtype_float=True)
         if not (torch.equal(q_in, q) and torch.equal(k_in, k) and torch.equal(v_in, v)):
             fail(name, case, "q, k and v unchanged", "your function changed its inputs in place",
