@@ -85,7 +85,7 @@ PRESETS: dict[str, GANConfig] = {
     # the fix: a latent of 64 Gaussian islands in 8 dimensions (DeLiGAN), with the
     # learning rate decayed to 0 and G's weights averaged (measured in benchmarks/gan.py:
     # 8/8 modes and about 99% high quality on four seeds; packing pairs for D, PacGAN,
-    # lowered the high-quality share to about 79%, so it is off)
+    # lowered the high-quality share to 72-84%, so it is off)
     "ring-islands": GANConfig(latent_dim=8, n_islands=64),
     # the same fix on the 5x5 grid of 25 Gaussians, with narrower islands (std 0.1)
     "grid-islands": GANConfig(latent_dim=8, n_islands=64, island_std=0.1),
