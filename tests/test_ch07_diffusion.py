@@ -291,3 +291,24 @@ def test_the_released_exercises_fail_every_check_until_written():
     for name in EXERCISES:
         with pytest.raises(CheckFailure, match="not written yet"):
             _check(name)(ns[name])
+
+
+def test_ddpm_and_ddim_checks_recognise_the_lessons_clipped_steps():
+    def ddpm_clipped(eps, t, xt, betas, z):            # the lesson's step clips the predicted x0
+        b = betas.double()
+        ac = torch.cumprod(1 - b, 0)
+        ac_prev = ac[t - 1] if t > 0 else torch.tensor(1.0, dtype=torch.float64)
+        x0 = ((xt.double() - (1 - ac[t]).sqrt() * eps) / ac[t].sqrt()).clamp(-1, 1)
+        mean = (ac_prev.sqrt() * b[t] * x0 + (1 - b[t]).sqrt() * (1 - ac_prev) * xt) / (1 - ac[t])
+        return (mean + ((1 - ac_prev) / (1 - ac[t]) * b[t]).sqrt() * z if t > 0 else mean).float()
+
+    def ddim_clipped(eps, t, t_prev, xt, alphas_cumprod):
+        a_t = alphas_cumprod[t]
+        a_prev = alphas_cumprod[t_prev] if t_prev >= 0 else torch.tensor(1.0)
+        x0 = ((xt - (1 - a_t).sqrt() * eps) / a_t.sqrt()).clamp(-1, 1)
+        return a_prev.sqrt() * x0 + (1 - a_prev).sqrt() * eps
+
+    with pytest.raises(CheckFailure, match="eq. 11 without clipping"):
+        ch07.check_ddpm_step(ddpm_clipped)
+    with pytest.raises(CheckFailure, match="eq. 12 without clipping"):
+        ch07.check_ddim_step(ddim_clipped)

@@ -187,6 +187,15 @@ def check_diffusion_loss(diffusion_loss, seed: int = 0) -> None:
     passed(name, "the mean squared error between eps and eps_theta(xt, t)")
 
 
+def _clipped_ddpm_step(eps, t, xt, b, z):
+    """The lesson's DDPM step, which clips the predicted x0 to [-1, 1] (b: betas, float64)."""
+    ac = torch.cumprod(1 - b, 0)
+    ac_prev = ac[t - 1] if t > 0 else torch.tensor(1.0, dtype=torch.float64)
+    x0 = ((xt.double() - (1 - ac[t]).sqrt() * eps.double()) / ac[t].sqrt()).clamp(-1, 1)
+    mean = (ac_prev.sqrt() * b[t] * x0 + (1 - b[t]).sqrt() * (1 - ac_prev) * xt.double()) / (1 - ac[t])
+    return mean + ((1 - ac_prev) / (1 - ac[t]) * b[t]).sqrt() * z.double() if t > 0 else mean
+
+
 def check_ddpm_step(ddpm_step, seed: int = 0) -> None:
     """``ddpm_step(eps, t, xt, betas, z)``: DDPM eq. 11 mean plus sqrt(tilde beta_t) z, no noise at t = 0."""
     name = "check_ddpm_step"
@@ -218,6 +227,9 @@ def check_ddpm_step(ddpm_step, seed: int = 0) -> None:
                     "variance tilde beta_t = (1 - abar_{t-1}) / (1 - abar_t) * beta_t")
         elif t > 0 and close(mean + var * z):
             hint = "sigma_t is the square root of the variance: multiply z by sqrt(tilde beta_t)"
+        elif close(_clipped_ddpm_step(eps, t, xt, b, z)):
+            hint = ("this is the lesson's step with x0 clipped to [-1, 1]; the exercise asks for "
+                    "eq. 11 without clipping")
         expect_close(name, f"ddpm_step at {case}", got, ref, atol=1e-4, hint=hint)
     passed(name, "x_{t-1} = mu_theta(xt, t) + sigma_t z, with the right mean and variance")
 
@@ -245,6 +257,12 @@ def check_ddim_step(ddim_step, seed: int = 0) -> None:
                     "abar_prev = 1, so the final step returns the predicted x0")
         elif t_prev >= 0 and torch.allclose(got.double(), ac[t_prev].double().sqrt() * x0, atol=1e-5):
             hint = "the direction term is missing: add sqrt(1 - abar_prev) * eps"
+        else:
+            a_prev = ac[t_prev].double() if t_prev >= 0 else torch.tensor(1.0, dtype=torch.float64)
+            clipped = a_prev.sqrt() * x0.clamp(-1, 1) + (1 - a_prev).sqrt() * eps.double()
+            if torch.allclose(got.double(), clipped, atol=1e-5):
+                hint = ("this is the lesson's step with x0 clipped to [-1, 1]; the exercise asks for "
+                        "eq. 12 without clipping")
         expect_close(name, f"ddim_step for {case}", got, ref, atol=1e-4, hint=hint)
     # The defining property: with the true noise, one step lands exactly on q(x_prev | x0).
     x0 = torch.rand(2, 1, 4, 4, generator=g) * 2 - 1
