@@ -86,6 +86,8 @@ def setup(seed: int = 0, device: str | None = None, quiet: bool = False,
     if threads is not None:
         torch.set_num_threads(int(threads))
     chosen = pick_device(device)
+    from coursekit.checks import display   # a failing check shows its message, not coursekit's frames
+    display.install()
     if not quiet:
         mode = "fast (tests)" if fast_mode() else "default"
         print(f"coursekit ready | torch {torch.__version__} | device: {chosen} | "

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import importlib
 
-from coursekit.checks.assertions import CheckFailure
+from coursekit.checks.assertions import CheckFailure, hidden_seed
+from coursekit.checks.display import full_tracebacks
 
-__all__ = ["CheckFailure"]
+__all__ = ["CheckFailure", "full_tracebacks", "hidden_seed"]
 
 
 def __getattr__(name: str):

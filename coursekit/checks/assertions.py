@@ -9,7 +9,10 @@ A failure message has always the same four parts, so a learner knows where to lo
 """
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import inspect
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -70,10 +73,70 @@ def require_callable(check: str, fn: Any, what: str, n_args: int | None = None) 
                  "compare your def line with the one in the exercise")
 
 
-def call(check: str, fn: Callable, *args, what: str = "your function", **kwargs) -> Any:
-    """Call the learner's function; a crash inside it becomes a readable failure."""
+def refuse(check: str, finding_or_call, what: str = "your answer") -> None:
+    """Fail with the standard message for an answer that uses something its exercise bans."""
+    from coursekit.checks.forbidden import BannedCall, Finding
+    if isinstance(finding_or_call, Finding):
+        b, used = finding_or_call.ban, finding_or_call.what
+        where = f" ({finding_or_call.where})" if finding_or_call.where else ""
+        case = f"{what} uses {used}{where}"
+    elif isinstance(finding_or_call, BannedCall):
+        b, used = finding_or_call.ban, finding_or_call.what
+        case = f"while {what} ran, it reached {used}"
+    else:  # pragma: no cover - a programming error in a check
+        raise TypeError(finding_or_call)
+    fail(check, case, f"an answer written without {b.label}", f"a use of {used}", b.reason)
+
+
+def scan_answer(check: str, obj: Any, bans, what: str = "your answer") -> None:
+    """Refuse ``obj`` (function, class or module) when its code reaches a banned name."""
+    from coursekit.checks.forbidden import scan
+    findings = scan(obj, bans)
+    if findings:
+        refuse(check, findings[0], what)
+
+
+@contextlib.contextmanager
+def guarded(check: str, bans, what: str = "your answer"):
+    """Run a block of the learner's code with the bans enforced at run time.
+
+    Use it around the lines of a check that run only learner code (a module's forward,
+    a training step), and compute references outside it.
+    """
+    from coursekit.checks.forbidden import BannedCall, no_banned_calls
+    bans = list(bans or ())
+    if not bans:
+        yield
+        return
     try:
-        return fn(*args, **kwargs)
+        with no_banned_calls(bans) as guard:
+            yield
+    except BannedCall as err:
+        refuse(check, err, what)
+    if guard.hits:                     # the answer caught the tripwire and went on
+        refuse(check, guard.hits[0], what)
+
+
+def call(check: str, fn: Callable, *args, what: str = "your function", bans=(),
+         **kwargs) -> Any:
+    """Call the learner's function; a crash inside it becomes a readable failure.
+
+    Args:
+        check: the check's name, for messages.
+        fn: the learner's function (or class, to construct it).
+        what: how to name the call in messages, e.g. ``"relu(z)"``.
+        bans: :class:`coursekit.checks.forbidden.Ban` s the answer may not use: its code
+            is read for them first, and they are tripwires while it runs.
+    Returns:
+        What ``fn`` returned, with any tensor subclass (also inside tuples, lists and
+        dicts) turned into a plain ``torch.Tensor``, so the check compares real data.
+    """
+    bans = list(bans or ())
+    if bans:
+        scan_answer(check, fn, bans, what=getattr(fn, "__name__", what))
+    try:
+        with guarded(check, bans, what):
+            result = fn(*args, **kwargs)
     except NotImplementedError:
         raise CheckFailure(f"{check} failed: {what} is not written yet (it raises "
                            "NotImplementedError).\n  hint:     replace the "
@@ -82,9 +145,60 @@ def call(check: str, fn: Callable, *args, what: str = "your function", **kwargs)
         raise
     except Exception as err:  # the learner's code raised: report it, keep the cause
         raise CheckFailure(
-            f"{check} failed: calling {what} raised {type(err).__name__}: {err}\n"
+            f"{check} failed: calling {what} raised {type(err).__name__}: {short_text(err)}\n"
             f"  hint:     run your function on a small example in a cell above to see "
             f"where it breaks") from err
+    return plain(result)
+
+
+def short_text(value: Any, limit: int = 160) -> str:
+    """A learner's own text (an exception, a returned value) cut to a line or two."""
+    text = str(value).strip().replace("\r", "")
+    lines = text.splitlines() or [""]
+    out = lines[0] if len(lines) == 1 else lines[0] + " ..."
+    if len(out) > limit:
+        out = out[:limit] + " ..."
+    if out != text:
+        out += f" [cut; {len(text)} characters in all]"
+    return out
+
+
+def plain(value: Any, depth: int = 0) -> Any:
+    """``value`` with every tensor subclass in it (to a few levels of tuples, lists and
+    dicts) replaced by a plain tensor: see :func:`plain_tensor`."""
+    if isinstance(value, torch.Tensor):
+        return plain_tensor(value)
+    if depth < 3 and type(value) in (tuple, list):
+        return type(value)(plain(v, depth + 1) for v in value)
+    if depth < 3 and type(value) is dict:
+        return {k: plain(v, depth + 1) for k, v in value.items()}
+    return value
+
+
+def as_number(check: str, value: Any, what: str) -> float:
+    """A Python number or a one-element tensor -> float; anything else fails clearly."""
+    if isinstance(value, torch.Tensor) and value.numel() == 1:
+        value = plain_tensor(value)
+        return float(value.detach().reshape(()).item())
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    fail(check, f"{what} should be one number", "a float (or a 0-d tensor)",
+         f"{type(value).__name__}: {_short(value, 120)}",
+         "reduce to a single number, e.g. with .mean() and then .item()")
+
+
+def hidden_seed(label: str) -> int:
+    """A seed for an instructor-only case that a learner cannot predict.
+
+    Under ``coursekit grade`` it is derived from the grading secret
+    (``COURSEKIT_GRADING_SECRET``, which the grader sets from ``--secret`` or draws and
+    keeps in the output folder), so the same secret regrades to the same bytes. Outside
+    grading (a learner running the solutions, the course's own tests) it is a fixed
+    value, so those runs stay deterministic.
+    """
+    secret = os.environ.get("COURSEKIT_GRADING_SECRET", "")
+    digest = hashlib.sha256(f"{secret}\0{label}".encode()).digest()
+    return int.from_bytes(digest[:4], "little") % (2 ** 31 - 1)
 
 
 def plain_tensor(value: torch.Tensor) -> torch.Tensor:
