@@ -49,64 +49,8 @@ def ddim_step(eps, t, t_prev, xt, alphas_cumprod):
     return abar_prev.sqrt() * x0 + (1 - abar_prev).sqrt() * eps
 
 
-def stub(*args, **kwargs):
-    # YOUR CODE HERE
-    raise NotImplementedError()
-
-
-# ---------------------------------------------------------------------------------------
-# Typical wrong answers, each with the words its failure message should contain
-# ---------------------------------------------------------------------------------------
-def _ac_from_betas(betas):
-    return torch.cumprod(1 - betas, 0)
-
-
-WRONG = {
-    "alphas_cumprod": [
-        (lambda b: torch.cumprod(b, 0), "running product of the betas"),
-        (lambda b: 1 - b, "alphas of single steps"),
-        (lambda b: torch.cat([torch.ones(1), torch.cumprod(1 - b, 0)[:-1]]), "off by one"),
-        (lambda b: 1 - torch.cumsum(b, 0), "torch.cumprod"),
-        (lambda b: torch.cumprod(1 - b, 0).tolist(), "should be a torch.Tensor"),
-    ],
-    "q_sample": [
-        (lambda x0, t, ac, eps: ac[t].view(-1, 1, 1, 1) * x0 + (1 - ac[t].view(-1, 1, 1, 1)) * eps,
-         "take square roots"),
-        (lambda x0, t, ac, eps: ac[t[0]].sqrt() * x0 + (1 - ac[t[0]]).sqrt() * eps, "its own t"),
-        (lambda x0, t, ac, eps: (1 - ac[t].view(-1, 1, 1, 1)).sqrt() * x0 + ac[t].view(-1, 1, 1, 1).sqrt() * eps,
-         "reshaped to"),
-        (lambda x0, t, ac, eps: ac[t].sqrt() * x0 + (1 - ac[t]).sqrt() * eps, "reshape it to (B, 1, 1, 1)"),
-    ],
-    "diffusion_loss": [
-        (lambda m, x0, t, eps, ac: F.mse_loss(m(q_sample(x0, t, ac, eps), t), x0), "not the clean image"),
-        (lambda m, x0, t, eps, ac: F.mse_loss(m(x0, t), eps), "feed the noisy image"),
-        (lambda m, x0, t, eps, ac: ((m(q_sample(x0, t, ac, eps), t) - eps) ** 2).sum(), "do not sum"),
-        (lambda m, x0, t, eps, ac: F.mse_loss(m(q_sample(x0, t, ac, eps), t), eps).item(), "not loss.item()"),
-        (lambda m, x0, t, eps, ac: F.mse_loss(m(q_sample(x0, t, ac, eps), t), eps).detach(),
-         "autograd can differentiate"),
-    ],
-    "ddpm_step": [
-        (lambda eps, t, xt, b, z: ddpm_step(eps, t, xt, b, 0 * z) if t > 0 else ddpm_step(eps, t, xt, b, z),
-         "no noise was added"),
-        (lambda eps, t, xt, b, z: ddpm_step(eps, t, xt, b, z) if t > 0
-         else ddpm_step(eps, 0, xt, b, z) + b[0].sqrt() * z, "the last step adds no noise"),
-        (lambda eps, t, xt, b, z: ddpm_step(eps, t, xt, b, 0 * z) + (b[t].sqrt() * z if t > 0 else 0),
-         "paper's other choice"),
-        (lambda eps, t, xt, b, z: ddpm_step(eps, t, xt, b, 0 * z)
-         + ((1 - _ac_from_betas(b)[t - 1]) / (1 - _ac_from_betas(b)[t]) * b[t] * z if t > 0 else 0),
-         "square root of the variance"),
-        (lambda eps, t, xt, b, z: (xt - b[t] / (1 - _ac_from_betas(b)[t]).sqrt() * eps)
-         / _ac_from_betas(b)[t].sqrt(), "mean = (xt - beta_t"),
-    ],
-    "ddim_step": [
-        (lambda eps, t, tp, xt, ac: ddim_step(eps, t, tp, xt, ac) if tp >= 0
-         else ddim_step(eps, t, len(ac) - 1, xt, ac), "LAST entry"),
-        (lambda eps, t, tp, xt, ac: ac[tp].sqrt() * (xt - (1 - ac[t]).sqrt() * eps) / ac[t].sqrt()
-         if tp >= 0 else ddim_step(eps, t, tp, xt, ac), "direction term is missing"),
-        (lambda eps, t, tp, xt, ac: ddim_step(eps, t, max(tp, 0), xt, ac), "abar_prev"),
-    ],
-}
-
+# The checks' right and wrong answers live in tests/answers/ch07.py and run in
+# tests/test_check_contract.py; here only what is specific to this chapter.
 REFERENCE = {"alphas_cumprod": alphas_cumprod, "q_sample": q_sample, "diffusion_loss": diffusion_loss,
              "ddpm_step": ddpm_step, "ddim_step": ddim_step}
 
@@ -116,31 +60,16 @@ def _check(name):
 
 
 @pytest.mark.parametrize("name", list(REFERENCE))
-@pytest.mark.parametrize("seed", [0, 1, 2])
-def test_check_passes_on_the_reference(name, seed, capsys):
+@pytest.mark.parametrize("seed", [0, 1, 2, 12345])
+def test_check_passes_on_the_reference_for_any_seed(name, seed, capsys):
     _check(name)(REFERENCE[name], seed=seed)
     assert capsys.readouterr().out.startswith(f"PASSED check_{name}")
-
-
-@pytest.mark.parametrize("name", list(REFERENCE))
-def test_check_fails_on_the_stub(name):
-    with pytest.raises(CheckFailure, match="not written yet"):
-        _check(name)(stub)
 
 
 @pytest.mark.parametrize("name", list(REFERENCE))
 def test_check_fails_when_given_a_result_instead_of_a_function(name):
     with pytest.raises(CheckFailure, match="pass the function itself"):
         _check(name)(torch.zeros(3))
-
-
-@pytest.mark.parametrize("name,wrong,words",
-                         [(name, w, words) for name, cases in WRONG.items() for w, words in cases],
-                         ids=[f"{name}-{i}" for name, cases in WRONG.items() for i in range(len(cases))])
-def test_check_fails_on_a_typical_mistake_with_a_useful_hint(name, wrong, words):
-    with pytest.raises(CheckFailure, match="check_" + name) as info:
-        _check(name)(wrong)
-    assert words in str(info.value), str(info.value)
 
 
 def test_check_references_agree_with_the_package():
@@ -291,24 +220,3 @@ def test_the_released_exercises_fail_every_check_until_written():
     for name in EXERCISES:
         with pytest.raises(CheckFailure, match="not written yet"):
             _check(name)(ns[name])
-
-
-def test_ddpm_and_ddim_checks_recognise_the_lessons_clipped_steps():
-    def ddpm_clipped(eps, t, xt, betas, z):            # the lesson's step clips the predicted x0
-        b = betas.double()
-        ac = torch.cumprod(1 - b, 0)
-        ac_prev = ac[t - 1] if t > 0 else torch.tensor(1.0, dtype=torch.float64)
-        x0 = ((xt.double() - (1 - ac[t]).sqrt() * eps) / ac[t].sqrt()).clamp(-1, 1)
-        mean = (ac_prev.sqrt() * b[t] * x0 + (1 - b[t]).sqrt() * (1 - ac_prev) * xt) / (1 - ac[t])
-        return (mean + ((1 - ac_prev) / (1 - ac[t]) * b[t]).sqrt() * z if t > 0 else mean).float()
-
-    def ddim_clipped(eps, t, t_prev, xt, alphas_cumprod):
-        a_t = alphas_cumprod[t]
-        a_prev = alphas_cumprod[t_prev] if t_prev >= 0 else torch.tensor(1.0)
-        x0 = ((xt - (1 - a_t).sqrt() * eps) / a_t.sqrt()).clamp(-1, 1)
-        return a_prev.sqrt() * x0 + (1 - a_prev).sqrt() * eps
-
-    with pytest.raises(CheckFailure, match="eq. 11 without clipping"):
-        ch07.check_ddpm_step(ddpm_clipped)
-    with pytest.raises(CheckFailure, match="eq. 12 without clipping"):
-        ch07.check_ddim_step(ddim_clipped)

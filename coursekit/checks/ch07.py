@@ -20,6 +20,33 @@ from torch.nn import functional as F
 
 from coursekit.checks.assertions import (CheckFailure, as_tensor, call, expect_close, fail, passed,
                                          require_callable)
+from coursekit.checks.forbidden import ban
+
+# ---------------------------------------------------------------------------------------
+# What an answer may not use: coursekit's own diffusion code is the lesson's answer
+# ---------------------------------------------------------------------------------------
+_M = "coursekit.models.diffusion."
+_SCHEDULE = ban(_M + "NoiseSchedule", reason="a NoiseSchedule computes the schedule's tensors for "
+                "you; the exercise is to compute them yourself")
+BANS = {
+    "check_alphas_cumprod": [
+        ban(_M + "alphas_cumprod_from_betas", reason="it is the function this exercise asks you to write"),
+        _SCHEDULE],
+    "check_q_sample": [
+        ban(_M + "q_sample", _M + "_per_sample",
+            reason="coursekit's q_sample is the answer; write eq. 4 yourself")],
+    "check_diffusion_loss": [
+        ban(_M + "diffusion_loss", reason="coursekit's diffusion_loss is the answer; build it from your q_sample"),
+        ban(_M + "q_sample", reason="the exercise asks you to noise the images with your own q_sample")],
+    "check_ddpm_step": [
+        ban(_M + "ddpm_step", _M + "ddpm_sample",
+            reason="coursekit's DDPM step is the answer; write eq. 11 yourself"),
+        _SCHEDULE],
+    "check_ddim_step": [
+        ban(_M + "ddim_step", _M + "ddim_sample",
+            reason="coursekit's DDIM step is the answer; write eq. 12 yourself"),
+        ban(_M + "predict_x0", reason="recovering x0 from xt and eps is step 1 of the exercise")],
+}
 
 
 # ---------------------------------------------------------------------------------------
@@ -65,6 +92,11 @@ def _betas(T: int) -> torch.Tensor:
     return (1 - f[1:] / f[:-1]).clamp(max=0.999).float()
 
 
+def _linear_betas(T: int) -> torch.Tensor:
+    """DDPM's linear schedule, rescaled to T steps (so that a hard-coded schedule fails)."""
+    return torch.linspace(1e-4 * 1000 / T, 0.02 * 1000 / T, T).clamp(max=0.5).float()
+
+
 def _gen(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
@@ -79,12 +111,14 @@ def check_alphas_cumprod(alphas_cumprod, seed: int = 0) -> None:
     g = _gen(seed)
     cases = [("betas = [0.1, 0.2, 0.5]", torch.tensor([0.1, 0.2, 0.5])),
              ("a cosine schedule with T = 50", _betas(50)),
-             ("random betas in (0, 0.3), T = 20", 0.3 * torch.rand(20, generator=g))]
+             ("random betas in (0, 0.3), T = 20", 0.3 * torch.rand(20, generator=g)),
+             ("a linear schedule with T = 40", _linear_betas(40))]
     for case, betas in cases:
-        got = call(name, alphas_cumprod, betas.clone(), what="alphas_cumprod(betas)")
+        got = call(name, alphas_cumprod, betas.clone(), what="alphas_cumprod(betas)", bans=BANS[name])
         got = as_tensor(name, got, "alphas_cumprod(betas)", shape=(len(betas),), dtype_float=True)
         ref = _alphas_cumprod(betas)
-        hint = ("multiply the alphas = 1 - betas cumulatively: torch.cumprod(1 - betas, dim=0)")
+        hint = ("abar_t is the running product of alpha_s = 1 - beta_s for s = 0, ..., t "
+                "(torch has a cumulative product)")
         if torch.allclose(got.double(), torch.cumprod(betas.double(), 0), atol=1e-6):
             hint = "this is the running product of the betas; take the product of alphas = 1 - betas"
         elif torch.allclose(got.double(), 1 - betas.double(), atol=1e-6):
@@ -92,7 +126,7 @@ def check_alphas_cumprod(alphas_cumprod, seed: int = 0) -> None:
         elif len(betas) > 1 and torch.allclose(got[1:].double(), ref[:-1], atol=1e-6):
             hint = "off by one step: abar_t includes (1 - beta_t) itself, so abar_0 = 1 - betas[0]"
         expect_close(name, f"alphas_cumprod(betas) for {case}", got, ref, atol=1e-5, hint=hint)
-    passed(name, "abar_t = prod of (1 - beta_s) up to t, on 3 schedules")
+    passed(name, "abar_t = prod of (1 - beta_s) up to t, on 4 schedules")
 
 
 def check_q_sample(q_sample, seed: int = 0) -> None:
@@ -105,12 +139,15 @@ def check_q_sample(q_sample, seed: int = 0) -> None:
              ("a batch of 4 with different t = [0, 30, 60, 99]",
               torch.rand(4, 1, 8, 8, generator=g) * 2 - 1, torch.tensor([0, 30, 60, 99])),
              ("a batch of 3 colour images with random t",
-              torch.rand(3, 3, 4, 4, generator=g) * 2 - 1, torch.randint(0, 100, (3,), generator=g))]
+              torch.rand(3, 3, 4, 4, generator=g) * 2 - 1, torch.randint(0, 100, (3,), generator=g)),
+             ("a batch of 5 on a linear schedule of T = 40, random t",
+              torch.rand(5, 1, 6, 6, generator=g) * 2 - 1, torch.randint(0, 40, (5,), generator=g))]
     for case, x0, t in cases:
         eps = torch.randn(x0.shape, generator=g)
+        ac = _alphas_cumprod(_linear_betas(40) if "linear" in case else _betas(100)).float()
         try:
             got = call(name, q_sample, x0.clone(), t.clone(), ac.clone(), eps.clone(),
-                       what="q_sample(x0, t, alphas_cumprod, eps)")
+                       what="q_sample(x0, t, alphas_cumprod, eps)", bans=BANS[name])
         except CheckFailure as err:
             cause = err.__cause__
             if isinstance(cause, RuntimeError) and "size of tensor" in str(cause):
@@ -128,8 +165,8 @@ def check_q_sample(q_sample, seed: int = 0) -> None:
             hint = ("every image has its own t: index alphas_cumprod[t] and reshape it to (B, 1, 1, 1) "
                     "so that it broadcasts over the pixels")
         else:
-            hint = ("xt = sqrt(abar_t) * x0 + sqrt(1 - abar_t) * eps with abar_t = alphas_cumprod[t], "
-                    "reshaped to (B, 1, 1, 1)")
+            hint = ("xt = sqrt(abar_t) x0 + sqrt(1 - abar_t) eps, where abar_t is the schedule's entry "
+                    "at each image's own t, reshaped to (B, 1, 1, 1)")
         expect_close(name, f"q_sample for {case}", got, ref, atol=1e-5, hint=hint)
     passed(name, "xt = sqrt(abar_t) x0 + sqrt(1 - abar_t) eps, per image")
 
@@ -156,18 +193,21 @@ def check_diffusion_loss(diffusion_loss, seed: int = 0) -> None:
     g = _gen(seed)
     ac = _alphas_cumprod(_betas(100)).float()
     model = _ToyNoisePredictor(seed)
-    for case, (b, hw) in [("a batch of 2 images of 4x4", (2, 4)), ("a batch of 8 images of 8x8", (8, 8))]:
+    for case, (b, hw) in [("a batch of 2 images of 4x4", (2, 4)), ("a batch of 8 images of 8x8", (8, 8)),
+                          ("a batch of 5 images of 6x6, linear schedule of T = 40", (5, 6))]:
+        if "linear" in case:
+            ac = _alphas_cumprod(_linear_betas(40)).float()
         x0 = torch.rand(b, 1, hw, hw, generator=g) * 2 - 1
-        t = torch.randint(0, 100, (b,), generator=g)
+        t = torch.randint(0, len(ac), (b,), generator=g)
         eps = torch.randn(x0.shape, generator=g)
         got = call(name, diffusion_loss, model, x0.clone(), t.clone(), eps.clone(), ac.clone(),
-                   what="diffusion_loss(model, x0, t, eps, alphas_cumprod)")
+                   what="diffusion_loss(model, x0, t, eps, alphas_cumprod)", bans=BANS[name])
         if isinstance(got, torch.Tensor) and got.numel() == 1 and not got.requires_grad:
             fail(name, f"diffusion_loss for {case}", "a tensor that autograd can differentiate",
                  got, "keep the result a tensor: no .item(), no torch.no_grad(), no .detach()")
         if not isinstance(got, torch.Tensor):
             fail(name, f"diffusion_loss for {case}", "a 0-d torch.Tensor (the loss)", got,
-                 "return F.mse_loss(...) itself, not loss.item(): training needs its gradient")
+                 "return the loss tensor itself, not loss.item(): training needs its gradient")
         got = as_tensor(name, got.reshape(()) if got.numel() == 1 else got, "the loss", shape=())
         with torch.no_grad():
             xt = _q_sample(x0, t, ac, eps).float()
@@ -175,11 +215,11 @@ def check_diffusion_loss(diffusion_loss, seed: int = 0) -> None:
             wrong = {
                 "the target is the noise eps, not the clean image x0": F.mse_loss(model(xt, t), x0),
                 "feed the noisy image xt to the model, not x0": F.mse_loss(model(x0, t), eps),
-                "average the squared errors (F.mse_loss), do not sum them":
+                "average the squared errors, do not sum them":
                     ((model(xt, t) - eps) ** 2).sum(),
             }
-        hint = ("noise x0 with q_sample(x0, t, alphas_cumprod, eps), then return "
-                "F.mse_loss(model(xt, t), eps)")
+        hint = ("noise x0 to level t with the given eps (eq. 4), ask the model for its guess of "
+                "eps from xt and t, and average the squared errors (eq. 14)")
         for why, value in wrong.items():
             if abs(got.item() - value.item()) < 1e-5 * max(1.0, abs(value.item())):
                 hint = why
@@ -201,14 +241,19 @@ def check_ddpm_step(ddpm_step, seed: int = 0) -> None:
     name = "check_ddpm_step"
     require_callable(name, ddpm_step, "ddpm_step", n_args=5)
     g = _gen(seed)
-    betas = _betas(100)
-    for case, t in [("t = 50", 50), ("t = 99 (the first sampling step)", 99),
-                    ("t = 1", 1), ("t = 0 (the last step: no noise is added)", 0)]:
+    t_rand = int(torch.randint(1, 99, (), generator=g))
+    cases = [("t = 50", 50, 100), ("t = 99 (the first sampling step)", 99, 100),
+             ("t = 1", 1, 100), ("t = 0 (the last step: no noise is added)", 0, 100),
+             (f"t = {t_rand}", t_rand, 100),
+             ("t = 39, the first step of a linear schedule of T = 40", 39, 40),
+             ("t = 0 of a linear schedule of T = 40", 0, 40)]
+    for case, t, T in cases:
+        betas = _betas(T) if T == 100 else _linear_betas(T)
         xt = torch.randn(3, 1, 4, 4, generator=g)
         eps = torch.randn(xt.shape, generator=g)
         z = torch.randn(xt.shape, generator=g)
         got = call(name, ddpm_step, eps.clone(), t, xt.clone(), betas.clone(), z.clone(),
-                   what="ddpm_step(eps, t, xt, betas, z)")
+                   what="ddpm_step(eps, t, xt, betas, z)", bans=BANS[name])
         got = as_tensor(name, got, "x_{t-1}", shape=tuple(xt.shape), dtype_float=True)
         ref = _ddpm_step(eps, t, xt, betas, z)
         mean = _ddpm_step(eps, t, xt, betas, torch.zeros_like(z))            # (3, 1, 4, 4)
@@ -239,13 +284,20 @@ def check_ddim_step(ddim_step, seed: int = 0) -> None:
     name = "check_ddim_step"
     require_callable(name, ddim_step, "ddim_step", n_args=5)
     g = _gen(seed)
-    ac = _alphas_cumprod(_betas(100)).float()
-    for case, t, t_prev in [("t = 99 -> 74", 99, 74), ("t = 40 -> 39", 40, 39),
-                            ("t = 20 -> -1 (the final step, to the clean image)", 20, -1)]:
+    t_r = int(torch.randint(2, 100, (), generator=g))
+    tp_r = int(torch.randint(0, t_r - 1, (), generator=g))
+    cases = [("t = 99 -> 74", 99, 74, 100), ("t = 40 -> 39 (t_prev at the top of its range, t - 1)", 40, 39, 100),
+             ("t = 20 -> -1 (the final step, to the clean image)", 20, -1, 100),
+             ("t = 99 -> 98", 99, 98, 100), ("t = 0 -> -1", 0, -1, 100),
+             ("t = 99 -> -1 (one jump from pure noise to the image)", 99, -1, 100),
+             (f"t = {t_r} -> {tp_r}", t_r, tp_r, 100),
+             ("t = 39 -> 13 on a linear schedule of T = 40", 39, 13, 40)]
+    for case, t, t_prev, T in cases:
+        ac = _alphas_cumprod(_betas(T) if T == 100 else _linear_betas(T)).float()
         xt = torch.randn(3, 1, 4, 4, generator=g)
         eps = torch.randn(xt.shape, generator=g)
         got = call(name, ddim_step, eps.clone(), t, t_prev, xt.clone(), ac.clone(),
-                   what="ddim_step(eps, t, t_prev, xt, alphas_cumprod)")
+                   what="ddim_step(eps, t, t_prev, xt, alphas_cumprod)", bans=BANS[name])
         got = as_tensor(name, got, "x_{t_prev}", shape=tuple(xt.shape), dtype_float=True)
         ref = _ddim_step(eps, t, t_prev, xt, ac)
         a_t = ac[t].double()
@@ -265,10 +317,12 @@ def check_ddim_step(ddim_step, seed: int = 0) -> None:
                         "eq. 12 without clipping")
         expect_close(name, f"ddim_step for {case}", got, ref, atol=1e-4, hint=hint)
     # The defining property: with the true noise, one step lands exactly on q(x_prev | x0).
+    ac = _alphas_cumprod(_betas(100)).float()
     x0 = torch.rand(2, 1, 4, 4, generator=g) * 2 - 1
     eps = torch.randn(x0.shape, generator=g)
     xt = _q_sample(x0, torch.tensor([80, 80]), ac, eps).float()
-    got = call(name, ddim_step, eps, 80, 30, xt, ac.clone(), what="ddim_step(eps, t, t_prev, xt, alphas_cumprod)")
+    got = call(name, ddim_step, eps, 80, 30, xt, ac.clone(), what="ddim_step(eps, t, t_prev, xt, alphas_cumprod)",
+               bans=BANS[name])
     expect_close(name, "with the true noise, x_80 -> x_30 should equal sqrt(abar_30) x0 + sqrt(1 - abar_30) eps",
                  got, _q_sample(x0, torch.tensor([30, 30]), ac, eps), atol=1e-4,
                  hint="recover x0 from xt and eps first, then re-noise it to the level of t_prev")
