@@ -45,7 +45,7 @@ def cmd_grade(args) -> int:
     solutions = Path(args.solutions) if args.solutions else _course_dir("solutions")
     settings = Settings(solutions=solutions, cell_timeout=args.cell_timeout,
                         notebook_timeout=args.timeout, jobs=args.jobs, fast=not args.full,
-                        memory_mb=args.memory, device=args.device)
+                        memory_mb=args.memory, device=args.device, secret=args.secret or "")
     missing = [p for p in args.submissions if not Path(p).exists()]
     for p in missing:
         print(f"coursekit grade: warning: {p} does not exist; it gets a row with that reason",
@@ -102,6 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--jobs", type=int, default=0, help="parallel submissions (default: CPU cores)")
     p.add_argument("--full", action="store_true", help="grade with full training budgets, not fast mode")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--secret", help="seeds the hidden tests' random cases (default: "
+                                    "$COURSEKIT_GRADING_SECRET, else one kept in OUT/.grading-secret)")
     p.set_defaults(func=cmd_grade)
 
     p = sub.add_parser("html", help="render the lesson notebooks to static HTML with an index")

@@ -27,6 +27,7 @@ from __future__ import annotations
 import ast
 import builtins
 import csv
+import dataclasses
 import functools
 import io
 import json
@@ -63,6 +64,7 @@ class Settings:
     device: str = "cpu"                  # torch device the notebooks see (same grades anywhere)
     isolate: bool = True                 # namespaces where Linux allows: read-only files, no network
     snapshot_mb: int = 512               # largest copy of a check's objects
+    secret: str = ""                     # seeds the hidden cases; "" = the output folder's
 
 
 @dataclass
@@ -413,7 +415,8 @@ def _job(graded, by_cell: dict[int, str], info: SolutionInfo, settings: Settings
             "allow_read": _allowed_reads(), "private": [str(Path.home()), tempfile.gettempdir()],
             "cell_timeout": settings.cell_timeout, "notebook_timeout": settings.notebook_timeout,
             "memory_mb": settings.memory_mb, "snapshot_mb": settings.snapshot_mb,
-            "threads": max(1, cpus // max(1, jobs)), "isolate": settings.isolate}
+            "threads": max(1, cpus // max(1, jobs)), "isolate": settings.isolate,
+            "secret": settings.secret}
 
 
 # -- 4. scoring ------------------------------------------------------------------------
@@ -630,10 +633,40 @@ def _deny(paths: list[Path], settings: Settings, out: Path | None) -> list[str]:
                   if not any(n == d or n.startswith(d.rstrip("/") + "/") for n in needed))
 
 
+SECRET_FILE = ".grading-secret"
+
+
+def grading_secret(out: Path, given: str = "") -> str:
+    """The secret the hidden cases draw their seeds from.
+
+    ``given`` (``--secret``), else the environment's ``COURSEKIT_GRADING_SECRET``, else
+    the one kept in ``OUT/.grading-secret`` (drawn on the first run, readable only by
+    the instructor), so a regrade into the same folder gives the same marks. Submissions
+    cannot read the output folder, and only the check processes are handed the secret.
+    """
+    if given:
+        return given
+    if os.environ.get("COURSEKIT_GRADING_SECRET"):
+        return os.environ["COURSEKIT_GRADING_SECRET"]
+    import secrets
+    path = Path(out) / SECRET_FILE
+    if path.is_file():
+        kept = path.read_text(encoding="utf-8").strip()
+        if kept:
+            return kept
+    path.parent.mkdir(parents=True, exist_ok=True)
+    drawn = secrets.token_hex(16)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(drawn + "\n")
+    return drawn
+
+
 def grade(submissions: list[Path], out: Path, settings: Settings | None = None,
           progress: bool = True) -> list[GradeRow]:
     """Grade every submission and write the gradebook, summary and feedback files."""
     settings = settings or Settings()
+    settings = dataclasses.replace(settings, secret=grading_secret(Path(out), settings.secret))
     if not Path(settings.solutions).is_dir():
         raise FileNotFoundError(f"no solutions folder at {settings.solutions}; pass --solutions")
     if not hasattr(os, "fork"):

@@ -517,8 +517,9 @@ def _snapshot(shell, names: list[str], limit_mb: int) -> tuple[dict, bytes]:
     return index, b"".join(blobs)
 
 
-def run_notebook(job: dict, fd: int) -> None:
+def run_notebook(job: dict, secret: list, fd: int) -> None:
     """Child: run the graded notebook's code cells, reporting each to the worker."""
+    secret.clear()   # the grading secret is for the check processes, not the learner's code
     sealed = shut_in(job, fd)
     send(fd, {"type": "hello", "sealed": sealed})
     shell = _SHELL
@@ -596,9 +597,12 @@ class NotCopied:
         return f"<not copied: {object.__getattribute__(self, '_why')}>"
 
 
-def run_check(job: dict, check: dict, index: dict, payload: bytes, fd: int) -> None:
+def run_check(job: dict, check: dict, index: dict, payload: bytes, secret: list,
+              fd: int) -> None:
     """Child: run one released check on the copied objects, in pristine coursekit."""
     shut_in(job, fd)
+    from coursekit.checks import assertions
+    assertions._GRADING_SECRET = secret[0] if secret else ""   # seeds of the hidden cases
     import cloudpickle
     namespace = {"__name__": "__main__", "__builtins__": builtins}
     for statement in job["imports"]:
@@ -813,6 +817,7 @@ def refusal(error: dict | None) -> str:
 def grade_job(job: dict) -> dict:
     """Run one submission: the notebook process, then one check process per check."""
     global _PRINTS
+    secret = [job.pop("secret", "")]   # one holder, emptied in the notebook's process
     warm(job["imports"])
     if _PRINTS is None or _PRINTS[0] != len(sys.modules):   # shared by the check processes
         _PRINTS = (len(sys.modules), fingerprint())
@@ -850,7 +855,7 @@ def grade_job(job: dict) -> dict:
             return {"why": "timeout", "cell": current["cell"]}
         return None
 
-    pid, fd = _fork(run_notebook, job)
+    pid, fd = _fork(run_notebook, job, secret)
     stop = watch(pid, fd, job, on_frame, limit)
     if stop is not None and "cell" not in stop:
         stop["cell"] = current["cell"]
@@ -878,7 +883,7 @@ def grade_job(job: dict) -> dict:
                 return {"why": "timeout"}
             return None
 
-        pid, fd = _fork(run_check, job, check, index, payload)
+        pid, fd = _fork(run_check, job, check, index, payload, secret)
         check_stop = watch(pid, fd, job, on_verdict, check_limit)
         if check_stop is not None or not verdict:
             checks.append({"outcome": "stopped", "stop": check_stop or {"why": "died"},

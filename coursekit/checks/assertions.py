@@ -187,16 +187,21 @@ def as_number(check: str, value: Any, what: str) -> float:
          "reduce to a single number, e.g. with .mean() and then .item()")
 
 
+_GRADING_SECRET: str | None = None   # set by coursekit grade's check process only
+
+
 def hidden_seed(label: str) -> int:
     """A seed for an instructor-only case that a learner cannot predict.
 
-    Under ``coursekit grade`` it is derived from the grading secret
-    (``COURSEKIT_GRADING_SECRET``, which the grader sets from ``--secret`` or draws and
-    keeps in the output folder), so the same secret regrades to the same bytes. Outside
+    Under ``coursekit grade`` it is derived from the grading secret (``--secret``, the
+    environment's ``COURSEKIT_GRADING_SECRET``, or one the grader draws and keeps in the
+    output folder), so the same secret regrades to the same marks. Only the process that
+    runs the instructor's checks is handed the secret, never the learner's notebook. Outside
     grading (a learner running the solutions, the course's own tests) it is a fixed
     value, so those runs stay deterministic.
     """
-    secret = os.environ.get("COURSEKIT_GRADING_SECRET", "")
+    secret = _GRADING_SECRET if _GRADING_SECRET is not None \
+        else os.environ.get("COURSEKIT_GRADING_SECRET", "")
     digest = hashlib.sha256(f"{secret}\0{label}".encode()).digest()
     return int.from_bytes(digest[:4], "little") % (2 ** 31 - 1)
 
