@@ -3,6 +3,7 @@ notebook, run its cells, read outputs from the notebook model, move sliders."""
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import shutil
 import socket
@@ -163,6 +164,15 @@ def output_text(cell: dict) -> str:
         elif "text/plain" in out.get("data", {}):
             parts.append(out["data"]["text/plain"])
     return "".join(p if isinstance(p, str) else "".join(p) for p in parts)
+
+
+def traceback_text(cell: dict) -> str:
+    """What the cell's error output shows: its traceback lines, colour codes removed."""
+    lines = []
+    for out in cell["outputs"]:
+        if out.get("output_type") == "error":
+            lines.extend(out.get("traceback") or [])
+    return re.sub(r"\x1b\[[0-9;]*m", "", "\n".join(lines))
 
 
 def errors(cell_list: list[dict]) -> list[str]:

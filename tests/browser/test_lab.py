@@ -14,7 +14,7 @@ import nbformat
 import pytest
 
 from labdriver import (cells, errors, nudge_first_slider, open_notebook, output_text, run_all,
-                       run_cells, set_source, show_cell, widget_outputs)
+                       run_cells, set_source, show_cell, traceback_text, widget_outputs)
 from nbtools import notebook
 
 LESSONS = ["02", "03"]
@@ -93,3 +93,18 @@ def test_exercise_check_passes_then_fails(lab, page, screenshots, chapter):
     text = output_text(verdict)
     assert "PASSED" not in text
     assert "CheckFailure" in text and "failed" in text and "expected" in text, text
+    # the teacher's message and the learner's own code, not coursekit's internals
+    shown = traceback_text(verdict)
+    assert "only your own code is shown" in shown, shown
+    assert "assertions.py" not in shown and "coursekit/checks" not in shown, shown
+    assert len([l for l in shown.splitlines() if l.strip()]) < 25, shown
+
+    # one switch away for an instructor: the full traceback, coursekit's frames included
+    set_source(page, index, "ck.checks.full_tracebacks()\n" + _wrong(right))
+    run_cells(page, [index, check])
+    verdict = cells(page)[check]
+    show_cell(page, check)
+    page.screenshot(path=screenshots / f"exercise-{chapter}-wrong-full.png", full_page=True)
+    full = traceback_text(verdict)
+    assert "CheckFailure" in full and "coursekit/checks" in full, full
+    assert "only your own code is shown" not in full, full
