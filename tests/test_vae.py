@@ -130,6 +130,39 @@ def test_negative_elbo_bounds_the_exact_log_likelihood_of_a_tiny_model():
     assert -log_px.item() <= neg_elbo.item() + 1e-3
 
 
+def test_importance_sampled_log_likelihood_matches_the_exact_one_and_tops_the_elbo():
+    """On a 1-pixel model with a 1-D latent, log p(x) by numerical integration is matched by
+    the estimate with many codes, and the estimate grows with K above the ELBO."""
+    torch.manual_seed(1)
+    config = V.VAEConfig(image_size=1, n_hidden=8, n_latent=1)
+    model = V.VAE(config).double()
+    for x_value in (0.0, 1.0):
+        x = torch.tensor([[[[x_value]]]], dtype=torch.float64)
+        zs = torch.linspace(-8, 8, 20001, dtype=torch.float64).view(-1, 1)
+        with torch.no_grad():
+            log_px_z = -V.reconstruction_loss(model.decoder(zs), x.expand(len(zs), 1, 1, 1))
+            log_pz = torch.distributions.Normal(0.0, 1.0).log_prob(zs[:, 0])
+            exact = (torch.logsumexp(log_px_z + log_pz, 0) + math.log(zs[1, 0] - zs[0, 0])).item()
+            xs = x.expand(4000, 1, 1, 1)
+            elbo = -V.negative_elbo(xs, *model(xs, _gen(0)))[0].item()
+        model.float()
+        est = {k: V.log_likelihood(model, x.float().expand(200, 1, 1, 1), n_samples=k,
+                                   generator=_gen(k)).mean().item() for k in (1, 10, 1000)}
+        model.double()
+        assert est[1] == pytest.approx(elbo, abs=0.02)
+        assert elbo - 0.02 <= est[10] <= est[1000] + 0.02
+        assert est[1000] == pytest.approx(exact, abs=0.01)
+        assert elbo <= exact + 1e-3
+
+
+def test_binarise_draws_zeros_and_ones_with_the_grey_level_as_probability():
+    x = torch.tensor([0.0, 0.25, 0.5, 1.0]).view(1, 1, 2, 2).expand(20000, 1, 2, 2)
+    b = V.binarise(x, _gen(3))
+    assert V.is_binary(b) and not V.is_binary(x)
+    assert torch.allclose(b.mean(0), x[0], atol=0.015)
+    assert torch.equal(V.binarise(b, _gen(4)), b)                  # 0/1 images stay as they are
+
+
 # -- the model's helpers ---------------------------------------------------------------------------
 
 def test_helpers_run_without_gradients_and_return_images_in_unit_range():

@@ -11,15 +11,26 @@ The model in four pieces, each a few lines:
 4. The loss, the negative evidence lower bound (ELBO), in two parts:
    ``reconstruction_loss`` = -log p(x|z) and ``kl_divergence`` = KL(q(z|x) || N(0, I)).
 
+A Bernoulli distribution is a distribution over 0/1 pixels, so the model is one of
+*binary* images: ``binarise`` turns a grey digit into a black-and-white one, each pixel
+inked with probability equal to its grey level (a fresh draw at every training step).
+On such images p(x|z) is a true probability, the loss is in nats of log-likelihood, and
+the negative ELBO is an upper bound on -log p(x); ``log_likelihood`` estimates log p(x)
+itself by importance sampling ("Importance Weighted Autoencoders", Burda, Grosse and
+Salakhutdinov, 2015), which measures how loose the bound is.
+
 Typical use::
 
     from coursekit.models.vae import VAEConfig, train_vae
     vae, history = train_vae(VAEConfig.preset("digits-2d"), n_steps=2500)
-    images = vae.sample(64)                  # (64, 1, 8, 8) in [0, 1]
+    images = vae.sample(64)                  # (64, 1, 8, 8): probabilities of ink in [0, 1]
     mu = vae.encode(data.x_val)              # (N, 2): the latent map
+    x_bin = binarise(data.x_val, torch.Generator().manual_seed(0))
+    log_px = log_likelihood(vae, x_bin, n_samples=1000)   # (N,) nats per image
 """
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, replace
 
@@ -33,7 +44,7 @@ from torch.nn import functional as F
 class VAEConfig:
     """Sizes of a fully connected VAE for small square greyscale images."""
 
-    image_size: int = 8   # images are (1, image_size, image_size), pixel values in [0, 1]
+    image_size: int = 8   # images are (1, image_size, image_size); the model is of 0/1 pixels
     n_hidden: int = 256   # width of the two hidden layers of the encoder and of the decoder
     n_latent: int = 2     # size of z; 2 lets the whole latent space be drawn as a map
 
@@ -118,11 +129,29 @@ def reparameterise(mu: torch.Tensor, logvar: torch.Tensor,
     return mu + std * eps
 
 
+def binarise(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Black-and-white images drawn from grey ones: each pixel is 1 with probability x.
+
+    Args:
+        x: (B, 1, H, W) grey levels in [0, 1] (0/1 images come back unchanged).
+        generator: optional torch.Generator, for a repeatable draw.
+    Returns:
+        (B, 1, H, W) of 0.0 and 1.0, whose average over draws is x.
+    """
+    return torch.bernoulli(x.clamp(0.0, 1.0), generator=generator)
+
+
+def is_binary(x: torch.Tensor) -> bool:
+    """True when every pixel of ``x`` is 0 or 1."""
+    return bool(((x == 0) | (x == 1)).all())
+
+
 def reconstruction_loss(x_logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """-log p(x|z) of a Bernoulli decoder, summed over pixels: (B, 1, H, W) x2 -> (B,).
 
-    Pixel values in [0, 1] are used as soft targets (binary cross-entropy); grey pixels
-    make the smallest possible value above 0.
+    For 0/1 pixels this is the negative log of a probability, in nats. (Given grey
+    levels as targets it is the *average* of that quantity over the binarisations of x,
+    since the cross-entropy is linear in the target.)
     """
     bce = F.binary_cross_entropy_with_logits(x_logits, x, reduction="none")  # (B, 1, H, W)
     return bce.flatten(1).sum(1)                                              # (B,)
@@ -142,12 +171,13 @@ def negative_elbo(x: torch.Tensor, x_logits: torch.Tensor, mu: torch.Tensor,
     """The VAE loss and its two parts, each averaged over the batch.
 
     Args:
-        x: (B, 1, H, W) images in [0, 1]; x_logits: (B, 1, H, W) decoder output;
+        x: (B, 1, H, W) images of 0/1 pixels; x_logits: (B, 1, H, W) decoder output;
         mu, logvar: (B, n_latent) encoder output.
         beta: weight of the KL term (1 = the true ELBO; other values give a beta-VAE).
     Returns:
         (loss, recon, kl): loss = recon + beta * kl, three 0-d tensors in nats per image.
-        With beta = 1, loss is the negative ELBO, an upper bound on -log p(x).
+        With beta = 1 and 0/1 pixels, loss is the negative ELBO, whose expectation over
+        z is an upper bound on -log p(x).
     """
     recon = reconstruction_loss(x_logits, x).mean()
     kl = kl_divergence(mu, logvar).mean()
@@ -201,21 +231,67 @@ class VAE(nn.Module):
         return self.decode(self.encode(x))
 
 
+def _binary(x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    return x if is_binary(x) else binarise(x, generator)
+
+
 @torch.no_grad()
 def evaluate(model: VAE, x: torch.Tensor, generator: torch.Generator | None = None,
              batch_size: int = 512) -> dict[str, float]:
     """The two ELBO parts on a set of images (e.g. the validation split), in nats per image.
 
+    Args:
+        x: (N, 1, H, W) 0/1 images; grey images are binarised first with ``generator``
+            (pass a freshly seeded one to score the same binary images every time).
+        generator: draws the binarisation (if needed) and the codes z.
     Returns:
-        {"recon": mean -log p(x|z), "kl": mean KL, "neg_elbo": their sum}.
+        {"recon": mean -log p(x|z), "kl": mean KL, "neg_elbo": their sum}, where
+        neg_elbo is an estimate of an upper bound on the mean -log p(x).
     """
+    x = _binary(x.to(model.device), generator)
     recon_sum = kl_sum = 0.0
-    for xb in x.to(model.device).split(batch_size):
+    for xb in x.split(batch_size):
         x_logits, mu, logvar = model(xb, generator)
         recon_sum += reconstruction_loss(x_logits, xb).sum().item()
         kl_sum += kl_divergence(mu, logvar).sum().item()
     n = len(x)
     return {"recon": recon_sum / n, "kl": kl_sum / n, "neg_elbo": (recon_sum + kl_sum) / n}
+
+
+@torch.no_grad()
+def log_likelihood(model: VAE, x: torch.Tensor, n_samples: int = 1000,
+                   generator: torch.Generator | None = None, chunk: int = 100) -> torch.Tensor:
+    """Importance-sampled estimate of log p(x) per image (Burda et al., 2015, eq. 8).
+
+    1. Draw K codes z_k ~ q(z|x) from the encoder.
+    2. Weight each by w_k = p(x|z_k) p(z_k) / q(z_k|x).
+    3. log p(x) ~ log (1/K) sum_k w_k, computed with logsumexp.
+    For K = 1 its expectation is the ELBO; it grows with K towards log p(x), and is a lower
+    bound on log p(x) in expectation for every K.
+
+    Args:
+        x: (N, 1, H, W) 0/1 images (grey ones are binarised with ``generator``).
+        n_samples: K, codes per image.
+        generator: for repeatable draws.
+        chunk: codes decoded at once per image (memory: N * chunk decoder outputs).
+    Returns:
+        (N,) estimates of log p(x) in nats.
+    """
+    x = _binary(x.to(model.device), generator)
+    mu, logvar = model.encoder(x)                                    # (N, L) each
+    std = torch.exp(0.5 * logvar)
+    log_w = []
+    for start in range(0, n_samples, chunk):
+        k = min(chunk, n_samples - start)
+        eps = torch.randn((k,) + mu.shape, generator=generator, device=mu.device)  # (k, N, L)
+        z = mu + std * eps                                           # (k, N, L)
+        log_q = (-0.5 * eps.pow(2) - 0.5 * logvar - 0.5 * math.log(2 * math.pi)).sum(-1)
+        log_prior = (-0.5 * z.pow(2) - 0.5 * math.log(2 * math.pi)).sum(-1)     # (k, N)
+        logits = model.decoder(rearrange(z, "k n l -> (k n) l"))     # (k * N, 1, H, W)
+        log_px_z = -reconstruction_loss(logits, x.repeat(k, 1, 1, 1)).view(k, -1)  # (k, N)
+        log_w.append(log_px_z + log_prior - log_q)
+    log_w = torch.cat(log_w)                                         # (K, N)
+    return torch.logsumexp(log_w, 0) - math.log(n_samples)
 
 
 def train_vae(config: VAEConfig | None = None, data=None, n_steps: int = 2500,
@@ -227,7 +303,8 @@ def train_vae(config: VAEConfig | None = None, data=None, n_steps: int = 2500,
     Args:
         config: model sizes (default ``VAEConfig()``: 2-D latent).
         data: a ``coursekit.data.DigitSplit`` (default ``load_digits()``), or a tensor of
-            training images (N, 1, H, W).
+            training images (N, 1, H, W) in [0, 1]; every batch is binarised afresh
+            (``binarise``), so the model learns 0/1 images whose mean is the grey digit.
         n_steps: optimisation steps (write it with ``coursekit.budget``).
         batch_size, lr: Adam mini-batch size and learning rate.
         beta: weight of the KL term (1 for a plain VAE).
@@ -252,6 +329,9 @@ def train_vae(config: VAEConfig | None = None, data=None, n_steps: int = 2500,
     device = torch.device(device) if device is not None else torch.device("cpu")
     x_train = x_train.to(device)
     gen = torch.Generator(device=device).manual_seed(seed)
+    # one fixed binarisation of the validation images, so that its curve is comparable
+    x_val_bin = None if x_val is None else binarise(
+        x_val.to(device), torch.Generator(device=device).manual_seed(seed + 1))
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = VAE(config).to(device)
@@ -262,7 +342,7 @@ def train_vae(config: VAEConfig | None = None, data=None, n_steps: int = 2500,
     def step(i: int) -> dict[str, float]:
         nonlocal eval_seconds
         idx = torch.randint(len(x_train), (batch_size,), generator=gen, device=device)
-        x = x_train[idx]                                        # (B, 1, H, W)
+        x = binarise(x_train[idx], gen)                         # (B, 1, H, W) of 0/1
         x_logits, mu, logvar = model(x, gen)
         loss, recon, kl = negative_elbo(x, x_logits, mu, logvar, beta)
         opt.zero_grad(set_to_none=True)
@@ -270,7 +350,7 @@ def train_vae(config: VAEConfig | None = None, data=None, n_steps: int = 2500,
         opt.step()
         if x_val is not None and (i % eval_every == 0 or i == n_steps - 1):
             t0 = time.perf_counter()
-            val = evaluate(model, x_val, gen)
+            val = evaluate(model, x_val_bin, gen)
             history.log(i, **{f"val_{k}": v for k, v in val.items()})
             eval_seconds += time.perf_counter() - t0
         return {"loss": loss.item(), "recon": recon.item(), "kl": kl.item()}
