@@ -211,3 +211,36 @@ def test_solution_check_cells_match_the_check_module():
     assert len(answers) >= len(checks)
     for c in answers:
         assert "### BEGIN SOLUTION" in c.source and "### END SOLUTION" in c.source
+
+
+# --- the GPT's positional and ablation switches ------------------------------------------
+
+def test_sinusoidal_positions_are_added_to_embeddings_scaled_by_sqrt_C():
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=11, block_size=16, n_layer=1, n_head=2, n_embd=32, pos_emb="sinusoidal"))
+    idx = torch.randint(0, 11, (2, 9))
+    expected = model.tok_emb(idx) * 32 ** 0.5 + sinusoidal_positions(16, 32)[:9]
+    torch.testing.assert_close(model.embed(idx), expected)
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_ablation_switches_change_what_they_name(fused):
+    torch.manual_seed(0)
+    base = dict(vocab_size=11, block_size=16, n_layer=1, n_head=2, n_embd=32, fused_attention=fused)
+    idx = torch.randint(0, 11, (2, 9))
+    none = GPT(GPTConfig(**base, pos_emb="none"))
+    torch.testing.assert_close(none.embed(idx), none.tok_emb(idx))
+    no_ln = GPT(GPTConfig(**base, layer_norm=False))
+    assert not any(isinstance(m, nn.LayerNorm) for m in no_ln.modules())
+    torch.manual_seed(1)
+    scaled = GPT(GPTConfig(**base))
+    torch.manual_seed(1)
+    unscaled = GPT(GPTConfig(**base, attn_scale=False))
+    unscaled.load_state_dict(scaled.state_dict())
+    h = torch.randn(2, 9, 32)
+    attn_s, attn_u = scaled.blocks[0].attn, unscaled.blocks[0].attn
+    # without the scale, the layer equals the scaled one with queries multiplied by sqrt(D)
+    with torch.no_grad():
+        attn_s.qkv.weight[:32] *= 16 ** 0.5
+        attn_s.qkv.bias[:32] *= 16 ** 0.5
+    torch.testing.assert_close(attn_u(h), attn_s(h), atol=1e-5, rtol=1e-5)

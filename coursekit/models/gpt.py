@@ -37,15 +37,17 @@ class GPTConfig:
     n_embd: int = 128             # width of the residual stream (C)
     dropout: float = 0.0          # dropout on attention weights and residual branches
     bias: bool = True             # biases in Linear layers and LayerNorms
-    pos_emb: str = "learned"      # "learned" (GPT) or "sinusoidal" (Vaswani et al., fixed)
+    pos_emb: str = "learned"      # "learned" (GPT), "sinusoidal" (Vaswani et al., fixed) or "none"
+    attn_scale: bool = True       # divide attention scores by sqrt(D); False only for ablations
+    layer_norm: bool = True       # the LayerNorms of the blocks and the final one; False for ablations
     tie_weights: bool = True      # the output layer reuses the token embedding matrix
     fused_attention: bool = True  # use torch's fused scaled_dot_product_attention when possible
 
     def __post_init__(self):
         if self.n_embd % self.n_head != 0:
             raise ValueError(f"n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head})")
-        if self.pos_emb not in ("learned", "sinusoidal"):
-            raise ValueError(f"pos_emb must be 'learned' or 'sinusoidal', got {self.pos_emb!r}")
+        if self.pos_emb not in ("learned", "sinusoidal", "none"):
+            raise ValueError(f"pos_emb must be 'learned', 'sinusoidal' or 'none', got {self.pos_emb!r}")
         if self.vocab_size < 1 or self.block_size < 1:
             raise ValueError("vocab_size and block_size must be positive")
 
@@ -97,20 +99,22 @@ def causal_mask(T: int, device=None) -> torch.Tensor:
 
 def scaled_dot_product_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
                                  causal: bool = True, dropout: float = 0.0,
-                                 training: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+                                 training: bool = False, scale: bool = True
+                                 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Attention(Q, K, V) = softmax(Q K^T / sqrt(d_k)) V (Vaswani et al., 2017, eq. 1).
 
     Args:
         q, k, v: (..., T, D) queries, keys and values (any leading axes, e.g. B, H).
         causal: hide the future: query i only sees keys 0..i.
         dropout: probability of dropping an attention weight (only when ``training``).
+        scale: divide the scores by sqrt(d_k) (False only to show what the scale is for).
     Returns:
         y (..., T, D) the weighted sums of values, and att (..., T, T) the weights
         (each row sums to 1).
     """
     T, d_k = q.shape[-2], q.shape[-1]
     # 1. scores: how well each query matches each key, scaled so they do not grow with d_k
-    scores = q @ k.transpose(-2, -1) / math.sqrt(d_k)                        # (..., T, T)
+    scores = q @ k.transpose(-2, -1) / (math.sqrt(d_k) if scale else 1.0)   # (..., T, T)
     # 2. the causal mask: a score of -inf becomes a weight of exactly 0 after the softmax
     if causal:
         scores = scores.masked_fill(~causal_mask(T, q.device), float("-inf"))
@@ -130,6 +134,7 @@ class CausalSelfAttention(nn.Module):
         self.n_head = config.n_head
         self.dropout = config.dropout
         self.fused = config.fused_attention
+        self.scale = config.attn_scale
         self.qkv = nn.Linear(config.n_embd, 3 * config.n_embd, bias=config.bias)  # W_Q, W_K, W_V at once
         self.proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)     # W_O
         self.resid_drop = nn.Dropout(config.dropout)
@@ -145,10 +150,11 @@ class CausalSelfAttention(nn.Module):
         if self.fused and not return_attention:
             # the same computation as below in one fused kernel (faster, less memory)
             y = F.scaled_dot_product_attention(q, k, v, is_causal=True,
-                                               dropout_p=self.dropout if self.training else 0.0)
+                                               dropout_p=self.dropout if self.training else 0.0,
+                                               scale=None if self.scale else 1.0)
         else:
             y, att = scaled_dot_product_attention(q, k, v, causal=True, dropout=self.dropout,
-                                                  training=self.training)
+                                                  training=self.training, scale=self.scale)
         y = rearrange(y, "b h t d -> b t (h d)")                             # (B, T, C): heads side by side
         y = self.resid_drop(self.proj(y))
         return (y, att) if return_attention else y
@@ -168,14 +174,19 @@ class MLP(nn.Module):
         return self.drop(self.proj(F.gelu(self.fc(x))))
 
 
+def _layer_norm(config: GPTConfig) -> nn.Module:
+    """A LayerNorm of width C, or nothing when ``config.layer_norm`` is off (an ablation)."""
+    return nn.LayerNorm(config.n_embd, bias=config.bias) if config.layer_norm else nn.Identity()
+
+
 class Block(nn.Module):
     """One Transformer block, pre-LayerNorm: x + attn(ln(x)), then x + mlp(ln(x))."""
 
     def __init__(self, config: GPTConfig):
         super().__init__()
-        self.ln1 = nn.LayerNorm(config.n_embd, bias=config.bias)
+        self.ln1 = _layer_norm(config)
         self.attn = CausalSelfAttention(config)
-        self.ln2 = nn.LayerNorm(config.n_embd, bias=config.bias)
+        self.ln2 = _layer_norm(config)
         self.mlp = MLP(config)
 
     def forward(self, x: torch.Tensor, return_attention: bool = False):
@@ -204,11 +215,11 @@ class GPT(nn.Module):
         self.tok_emb = nn.Embedding(config.vocab_size, config.n_embd)
         if config.pos_emb == "learned":
             self.pos_emb = nn.Embedding(config.block_size, config.n_embd)
-        else:  # fixed, not trained: a buffer moves with .to(device) and is saved in state_dict
+        elif config.pos_emb == "sinusoidal":  # fixed, not trained: a buffer moves with .to(device)
             self.register_buffer("pos_table", sinusoidal_positions(config.block_size, config.n_embd))
         self.drop = nn.Dropout(config.dropout)
         self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layer))
-        self.ln_f = nn.LayerNorm(config.n_embd, bias=config.bias)
+        self.ln_f = _layer_norm(config)
         self.head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
         if config.tie_weights:  # Press & Wolf (2017): one matrix to read and write tokens
             self.head.weight = self.tok_emb.weight
@@ -230,13 +241,23 @@ class GPT(nn.Module):
         return sum(p.numel() for p in self.parameters())
 
     def embed(self, idx: torch.Tensor) -> torch.Tensor:
-        """Token ids (B, T) -> token + position embeddings (B, T, C)."""
+        """Token ids (B, T) -> token + position embeddings (B, T, C).
+
+        With sinusoidal positions the token embeddings are multiplied by sqrt(C), as in
+        Vaswani et al. (2017, section 3.4): the table's entries have amplitude 1 (root mean
+        square 1/sqrt(2)), while the embeddings start with std 0.02, so without the factor
+        the positions would drown the tokens.
+        """
         T = idx.shape[1]
         if T > self.config.block_size:
             raise ValueError(f"sequence of {T} tokens is longer than block_size "
                              f"{self.config.block_size}; crop it to the last block_size tokens")
-        pos = self.pos_emb.weight[:T] if self.config.pos_emb == "learned" else self.pos_table[:T]  # (T, C)
-        return self.drop(self.tok_emb(idx) + pos)                            # (B, T, C)
+        tok = self.tok_emb(idx)                                              # (B, T, C)
+        if self.config.pos_emb == "learned":
+            return self.drop(tok + self.pos_emb.weight[:T])                  # (B, T, C)
+        if self.config.pos_emb == "sinusoidal":
+            return self.drop(tok * math.sqrt(self.config.n_embd) + self.pos_table[:T])
+        return self.drop(tok)                                                # no positions at all
 
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None
                 ) -> tuple[torch.Tensor, torch.Tensor | None]:
