@@ -1,6 +1,6 @@
 """Benchmark of chapter 07's diffusion model on the 8x8 digits, in the lesson's default setting.
 
-    python benchmarks/diffusion.py                    # the lesson: "digits" preset, 2000 steps
+    python benchmarks/diffusion.py                    # the lesson: "digits" preset, 1500 steps
     python benchmarks/diffusion.py --steps 4000 --n-samples 2000
 
 Trains ``coursekit.models.diffusion`` with ``train_diffusion`` (the lesson's loop) and

@@ -226,12 +226,15 @@ def test_ddim_with_eta_1_and_every_step_is_ddpm(t):
 
 
 def test_ddim_timesteps():
-    assert D.ddim_timesteps(100, 5) == [99, 74, 50, 25, 0]
+    # trailing spacing (Lin et al., 2023): every one of the n calls makes a real jump
+    assert D.ddim_timesteps(100, 5) == [99, 79, 59, 39, 19]
     assert D.ddim_timesteps(100, 100) == list(range(99, -1, -1))
     assert D.ddim_timesteps(100, 1) == [99]
     for n in (2, 7, 33):
         ts = D.ddim_timesteps(200, n)
-        assert len(ts) == n and ts[0] == 199 and ts[-1] == 0 and all(a > b for a, b in zip(ts, ts[1:]))
+        jumps = [a - b for a, b in zip(ts + [-1], ts[1:] + [-1])][:-1] + [ts[-1] + 1]
+        assert len(ts) == n and ts[0] == 199 and all(a > b for a, b in zip(ts, ts[1:]))
+        assert max(jumps) - min(jumps) <= 1, jumps           # n jumps of (nearly) equal length
     with pytest.raises(ValueError):
         D.ddim_timesteps(100, 0)
     with pytest.raises(ValueError):
@@ -345,7 +348,7 @@ def test_sampling_is_reproducible_and_trajectories_are_consistent():
     b, tr = D.ddim_sample(model, s, n_steps=5, noise=noise, generator=torch.Generator().manual_seed(2),
                           return_trajectory=True)
     assert torch.equal(a, b), "DDIM with eta = 0 is deterministic given the starting noise"
-    assert torch.equal(tr.xs[0], noise) and tr.timesteps == [19, 14, 10, 5, 0, -1]
+    assert torch.equal(tr.xs[0], noise) and tr.timesteps == [19, 15, 11, 7, 3, -1]   # trailing spacing
     assert model.training, "sampling must leave the model's train/eval mode as it was"
 
 

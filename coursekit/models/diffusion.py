@@ -68,7 +68,7 @@ DIFFUSION_PRESETS: dict[str, DiffusionConfig] = {
     "digits": DiffusionConfig(),
     "mnist": DiffusionConfig(n_timesteps=1000, lr=2e-4, unet=UNetConfig(image_size=28, base_channels=32)),
 }
-LESSON_STEPS, LESSON_STEPS_FAST = 2000, 30   # training steps of the lesson (default, fast mode)
+LESSON_STEPS, LESSON_STEPS_FAST = 1500, 30   # training steps of the lesson (default, fast mode)
 
 
 def to_model_range(x: torch.Tensor) -> torch.Tensor:
@@ -349,16 +349,21 @@ def ddim_step(eps: torch.Tensor, t: int, t_prev: int, xt: torch.Tensor, alphas_c
 
 
 def ddim_timesteps(n_timesteps: int, n_steps: int) -> list[int]:
-    """n_steps timesteps evenly spread from T-1 down to 0, the sub-sequence DDIM visits.
+    """The n_steps timesteps DDIM visits, with "trailing" spacing.
+
+    Lin, Liu, Li and Yang (2023), "Common Diffusion Noise Schedules and Sample Steps are
+    Flawed", table 2: start at the noisiest step T-1 and space the others T/n_steps apart,
+    so the last visited step is about T/n_steps - 1 and the final jump (to -1, the clean
+    image) is as long as the others. Spacing evenly from T-1 down to 0 instead would spend
+    one of the n_steps network calls on the tiny step from t = 0 to the clean image, so
+    that n_steps calls made only n_steps - 1 real jumps.
 
     >>> ddim_timesteps(100, 5)
-    [99, 74, 50, 25, 0]
+    [99, 79, 59, 39, 19]
     """
     if not 1 <= n_steps <= n_timesteps:
         raise ValueError(f"n_steps must be between 1 and T = {n_timesteps}, got {n_steps}")
-    if n_steps == 1:
-        return [n_timesteps - 1]
-    return [round((n_timesteps - 1) * (1 - k / (n_steps - 1))) for k in range(n_steps)]
+    return [round(n_timesteps - k * n_timesteps / n_steps) - 1 for k in range(n_steps)]
 
 
 # ---------------------------------------------------------------------------------------
@@ -449,7 +454,7 @@ def ddim_sample(model: nn.Module, schedule: NoiseSchedule, n: int = 64, n_steps:
                 return_trajectory: bool = False):
     """Generate n images with n_steps DDIM steps (Song et al., 2020), skipping timesteps.
 
-    1. pick n_steps timesteps tau_1 > ... > tau_S from T-1 down to 0 (``ddim_timesteps``);
+    1. pick n_steps timesteps tau_1 > ... > tau_S, T/S apart from T-1 down (``ddim_timesteps``);
     2. start from pure noise at tau_1;
     3. for each pair (tau_i, tau_{i+1}) take ``ddim_step``; the last goes to -1 (clean).
 
