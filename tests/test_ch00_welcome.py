@@ -1,105 +1,15 @@
-"""Chapter 00: the warm-up checks, the lesson's inline-vs-package loop, notebook structure."""
+"""Chapter 00: the lesson's inline-vs-package loop and notebook structure (the checks' answer
+table is tests/answers/ch00.py, run by tests/test_check_contract.py)."""
+import re
+
 import nbformat
 import pytest
 import torch
-import torch.nn.functional as F
 
 from coursekit.checks import CheckFailure, ch00
 from nbtools import exec_tagged_cells, notebook
 
 RUN_FIRST = "import coursekit as ck\ndevice = ck.setup(seed=0)"
-
-
-# -- reference answers and typical wrong answers ------------------------------------------
-
-def checkerboard(h, w):
-    return ((torch.arange(h)[:, None] + torch.arange(w)[None, :]) % 2 == 0).float()
-
-
-def standardise(x):
-    return (x - x.mean(0)) / (x.std(0, correction=0) + 1e-8)
-
-
-def one_hot(labels, n_classes):
-    return F.one_hot(labels, n_classes).float()
-
-
-def accuracy(logits, labels):
-    return (logits.argmax(1) == labels).float().mean()
-
-
-def to_fahrenheit(c):
-    return c * 9 / 5 + 32
-
-
-def stub(*args):
-    raise NotImplementedError()
-
-
-def _standardise_in_place(x):
-    x -= x.mean(0)
-    x /= x.std(0, correction=0) + 1e-8
-    return x
-
-
-REFERENCES = {
-    ch00.check_checkerboard: checkerboard,
-    ch00.check_standardise: standardise,
-    ch00.check_one_hot: one_hot,
-    ch00.check_accuracy: accuracy,
-    ch00.check_fahrenheit: to_fahrenheit,
-}
-
-WRONG = [
-    # (check, wrong answer, words the failure message must contain)
-    (ch00.check_checkerboard, lambda h, w: 1 - checkerboard(h, w), "colours are swapped"),
-    (ch00.check_checkerboard, lambda h, w: checkerboard(h, w).long(), "should hold floats"),
-    (ch00.check_checkerboard, lambda h, w: checkerboard(w, h), "wrong shape"),
-    (ch00.check_checkerboard, lambda h, w: torch.ones(h, w), "(i + j) % 2"),
-    (ch00.check_checkerboard, lambda h, w: checkerboard(h, w).tolist(), "torch.Tensor"),
-    (ch00.check_checkerboard, checkerboard(2, 3), "should be a function"),
-    (ch00.check_standardise, lambda x: (x - x.mean(1, keepdim=True)) / (x.std(1, correction=0, keepdim=True) + 1e-8),
-     "each row"),
-    (ch00.check_standardise, lambda x: (x - x.mean(0)) / (x.std(0) + 1e-8), "correction=0"),
-    (ch00.check_standardise, lambda x: x / (x.std(0, correction=0) + 1e-8), "subtract the column means"),
-    (ch00.check_standardise, lambda x: (x - x.mean(0)) / x.std(0, correction=0), "NaN"),
-    (ch00.check_standardise, _standardise_in_place, "in place"),
-    (ch00.check_standardise, lambda x: x.std(0), "wrong shape"),
-    (ch00.check_one_hot, lambda y, c: F.one_hot(y, c), "one_hot returns int64"),
-    (ch00.check_one_hot, lambda y, c: F.one_hot(y).float(), "labels.max() + 1"),
-    (ch00.check_one_hot, lambda y, c: one_hot(y, c).T, "transposed"),
-    (ch00.check_one_hot, lambda y, c: torch.ones(len(y), c), "single 1"),
-    (ch00.check_accuracy, lambda z, y: (z.argmax(1) == y).sum(), "number of right answers"),
-    (ch00.check_accuracy, lambda z, y: 100 * accuracy(z, y), "not a percentage"),
-    (ch00.check_accuracy, lambda z, y: (z.argmax(1) == y).float(), "one number"),
-    (ch00.check_accuracy, lambda z, y: (z.argmin(1) == y).float().mean(), "argmax(dim=1)"),
-    (ch00.check_fahrenheit, lambda c: c * 9 / 5, "offset is missing"),
-    (ch00.check_fahrenheit, lambda c: (c + 32) * 9 / 5, "mind the brackets"),
-    (ch00.check_fahrenheit, lambda c: None, "return statement"),
-    (ch00.check_fahrenheit, lambda c: c + 32, "Fahrenheit = Celsius * 9 / 5 + 32"),
-]
-
-
-@pytest.mark.parametrize("check", REFERENCES, ids=lambda c: c.__name__)
-def test_check_passes_on_the_reference(check, capsys):
-    check(REFERENCES[check])
-    assert capsys.readouterr().out.startswith(f"PASSED {check.__name__}")
-
-
-@pytest.mark.parametrize("check", REFERENCES, ids=lambda c: c.__name__)
-def test_check_fails_on_the_stub(check):
-    with pytest.raises(CheckFailure, match="not written yet"):
-        check(stub)
-
-
-@pytest.mark.parametrize("check, wrong, says", WRONG,
-                         ids=[f"{c.__name__}-{i}" for i, (c, _, _) in enumerate(WRONG)])
-def test_check_fails_on_a_typical_wrong_answer(check, wrong, says):
-    with pytest.raises(CheckFailure) as info:
-        check(wrong)
-    message = str(info.value)
-    assert says in message, message
-    assert message.startswith(f"{check.__name__} failed")
 
 
 # -- notebooks -------------------------------------------------------------------------------
@@ -171,4 +81,5 @@ def test_solution_passes_every_check_and_the_released_stubs_fail_them(released, 
         n_checks += bool(meta.get("grade"))
     assert n_checks == 4
     if not released:
-        assert capsys.readouterr().out.count("PASSED check_") == 4
+        passed = set(re.findall(r"PASSED (check_\w+)", capsys.readouterr().out))
+        assert len(passed) == 4, passed   # the hidden cases pass too
