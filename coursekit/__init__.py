@@ -12,19 +12,20 @@ from __future__ import annotations
 import importlib
 
 from coursekit.runtime import budget, fast_mode, pick_device, seed_everything, setup
-from coursekit.train import History, progress, train
+from coursekit.train import History, Run, progress, train
 
 __version__ = "0.1.0"
 
 __all__ = [
     "setup", "seed_everything", "pick_device", "fast_mode", "budget",
-    "train", "History", "progress",
-    "checks", "data", "models", "plots", "widgets", "autograd", "optim",
+    "train", "History", "Run", "progress",
+    "checks", "data", "models", "plots", "widgets", "autograd", "optim", "lm", "sampling", "zoo",
 ]
 
 # Sub-packages loaded on first attribute access (PEP 562), so that
 # `import coursekit` does not pay for matplotlib or ipywidgets.
-_LAZY = {"checks", "data", "models", "plots", "widgets", "autograd", "optim", "doctor"}
+_LAZY = {"checks", "data", "models", "plots", "widgets", "autograd", "optim", "doctor", "lm",
+         "sampling", "zoo"}
 
 
 def __getattr__(name: str):

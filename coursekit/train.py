@@ -1,9 +1,11 @@
-"""A small training-loop helper: progress bar, loss history, one-call plot."""
+"""A small training-loop helper: progress bar, loss history, one-call plot, and ``Run``,
+what every ``train_<family>`` of the second half returns."""
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from tqdm.auto import tqdm
@@ -54,6 +56,23 @@ class History:
         """Plot metrics against training step; returns the matplotlib Axes."""
         from coursekit.plots import plot_history
         return plot_history(self, names=names, ax=ax, logy=logy, smooth=smooth, title=title)
+
+
+@dataclass
+class Run:
+    """What a ``train_<family>(cfg, data, n_steps, *, device, seed, progress)`` returns.
+
+    Attributes:
+        model: the trained network, in eval mode, on the training device.
+        history: the metrics logged during training.
+        config: the configuration it was built from (a dataclass).
+        seconds: wall-clock time of the training loop.
+    """
+
+    model: Any
+    history: History
+    config: Any
+    seconds: float = 0.0
 
 
 def train(step_fn: Callable[[int], float | torch.Tensor | Mapping[str, float]],

@@ -1,16 +1,70 @@
-"""Character-level text tools: a tokenizer, a train/validation split, random batches."""
+"""Text tools: the tokenizer interface, a character tokenizer, a split, random batches.
+
+A tokenizer is anything with the four members of :class:`Tokenizer`: ``vocab_size``,
+``encode(text) -> (N,) int64``, ``decode(ids) -> text`` and ``state() -> dict`` (plain
+Python data: what a checkpoint stores). :func:`tokenizer_from_state` rebuilds one from
+that dict, so a saved language model carries its tokenizer with it. Chapter 08's
+byte-pair encoder registers itself with :func:`register_tokenizer` and plugs in here.
+
+    tok = CharTokenizer(text)
+    ids = tok.encode("hello")              # (5,) int64
+    tok2 = tokenizer_from_state(tok.state())
+"""
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Protocol, runtime_checkable
+
 import torch
+
+
+@runtime_checkable
+class Tokenizer(Protocol):
+    """What the language-model toolkit needs of a tokenizer."""
+
+    @property
+    def vocab_size(self) -> int:
+        """Number of distinct token ids (ids are 0 .. vocab_size - 1)."""
+
+    def encode(self, text: str) -> torch.Tensor:
+        """Text -> (N,) int64 token ids."""
+
+    def decode(self, ids) -> str:
+        """A sequence of ids (list or 1-D tensor) -> text."""
+
+    def state(self) -> dict:
+        """Everything needed to rebuild the tokenizer, as plain Python data, with a
+        ``"kind"`` key naming its class in the registry."""
+
+
+_KINDS: dict[str, Callable[[dict], Tokenizer]] = {}
+
+
+def register_tokenizer(kind: str, from_state: Callable[[dict], Tokenizer]) -> None:
+    """Make ``tokenizer_from_state`` rebuild states whose ``"kind"`` is ``kind``."""
+    _KINDS[kind] = from_state
+
+
+def tokenizer_from_state(state: dict) -> Tokenizer:
+    """Rebuild a tokenizer from its ``state()`` (as stored in a checkpoint)."""
+    kind = state.get("kind") if isinstance(state, dict) else None
+    if kind not in _KINDS:
+        raise ValueError(f"unknown tokenizer kind {kind!r}; known kinds: {sorted(_KINDS)}. "
+                         "Import the module that defines it (it registers itself) first")
+    return _KINDS[kind](state)
 
 
 class CharTokenizer:
     """Maps each distinct character of a text to an integer id and back."""
 
-    def __init__(self, text: str):
-        if not isinstance(text, str) or not text:
-            raise ValueError("CharTokenizer needs a non-empty string to build its vocabulary")
-        self.chars: list[str] = sorted(set(text))
+    def __init__(self, text: str | None = None, *, chars: list[str] | None = None):
+        if chars is None:
+            if not isinstance(text, str) or not text:
+                raise ValueError("CharTokenizer needs a non-empty string to build its vocabulary")
+            chars = sorted(set(text))
+        if len(set(chars)) != len(chars) or not all(isinstance(c, str) and len(c) == 1 for c in chars):
+            raise ValueError("chars must be distinct single characters")
+        self.chars: list[str] = list(chars)
         self.stoi = {c: i for i, c in enumerate(self.chars)}
 
     @property
@@ -31,8 +85,18 @@ class CharTokenizer:
             ids = ids.tolist()
         return "".join(self.chars[i] for i in ids)
 
+    def state(self) -> dict:
+        return {"kind": "char", "chars": "".join(self.chars)}
+
+    @classmethod
+    def from_state(cls, state: dict) -> "CharTokenizer":
+        return cls(chars=list(state["chars"]))
+
     def __repr__(self) -> str:
         return f"CharTokenizer(vocab_size={self.vocab_size})"
+
+
+register_tokenizer("char", CharTokenizer.from_state)
 
 
 def split_text(data: torch.Tensor, val_fraction: float = 0.1) -> tuple[torch.Tensor, torch.Tensor]:

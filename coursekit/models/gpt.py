@@ -9,7 +9,7 @@ to a residual stream, then a final LayerNorm and a linear map back to the vocabu
     config = GPTConfig.preset("gpt-micro", vocab_size=tok.vocab_size)
     model = GPT(config)
     logits, loss = model(idx, targets)           # idx, targets: (B, T) token ids
-    out = model.generate(idx, max_new_tokens=200, temperature=0.8, top_k=10)
+    out = model.generate(idx, max_new_tokens=200, temperature=0.8, top_p=0.9)  # KV-cached
     maps = model.attention_maps(idx)             # (n_layer, B, n_head, T, T)
 
 Shapes use B = batch, T = time (tokens), C = channels (n_embd), H = heads,
@@ -65,6 +65,8 @@ PRESETS: dict[str, dict] = {
     "gpt-nano": dict(n_layer=3, n_head=4, n_embd=64, block_size=64),     # ~0.16 M: seconds
     "gpt-micro": dict(n_layer=4, n_head=4, n_embd=128, block_size=64),   # ~0.8 M: minutes on CPU
     "gpt-mini": dict(n_layer=6, n_head=6, n_embd=192, block_size=128),   # ~2.7 M: a GPU helps
+    # lesson 06's model, the course's story model (ck.zoo "story-gpt"): ~0.35 M, a minute on CPU
+    "story": dict(n_layer=3, n_head=4, n_embd=96, block_size=128),
 }
 
 
@@ -139,15 +141,29 @@ class CausalSelfAttention(nn.Module):
         self.proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)     # W_O
         self.resid_drop = nn.Dropout(config.dropout)
 
-    def forward(self, x: torch.Tensor, return_attention: bool = False):
-        """x: (B, T, C) -> (B, T, C); with ``return_attention`` also the weights (B, H, T, T)."""
+    def forward(self, x: torch.Tensor, return_attention: bool = False,
+                cache: "KVCache | None" = None, layer: int = 0):
+        """x: (B, T, C) -> (B, T, C); with ``return_attention`` also the weights (B, H, T, T).
+
+        With a ``cache`` the keys and values of ``x`` are appended to those of the earlier
+        tokens (stored for this ``layer``), and the T new queries attend to all of them.
+        """
         q, k, v = self.qkv(x).chunk(3, dim=-1)                               # 3 x (B, T, C)
         # split the channels into heads: each head attends on its own D = C / H channels
         q = rearrange(q, "b t (h d) -> b h t d", h=self.n_head)              # (B, H, T, D)
         k = rearrange(k, "b t (h d) -> b h t d", h=self.n_head)              # (B, H, T, D)
         v = rearrange(v, "b t (h d) -> b h t d", h=self.n_head)              # (B, H, T, D)
         att = None
-        if self.fused and not return_attention:
+        if cache is not None:
+            k, v = cache.extend(layer, k, v)                                 # (B, H, S, D): S = past + T
+        if k.shape[2] != q.shape[2]:
+            # new queries after S - T cached tokens: query i sees keys 0 .. S - T + i
+            S, T = k.shape[2], q.shape[2]
+            mask = torch.ones(T, S, dtype=torch.bool, device=q.device).tril(diagonal=S - T)
+            scores = q @ k.transpose(-2, -1) / (math.sqrt(q.shape[-1]) if self.scale else 1.0)
+            att = F.softmax(scores.masked_fill(~mask, float("-inf")), dim=-1)  # (B, H, T, S)
+            y = att @ v                                                      # (B, H, T, D)
+        elif self.fused and not return_attention:
             # the same computation as below in one fused kernel (faster, less memory)
             y = F.scaled_dot_product_attention(q, k, v, is_causal=True,
                                                dropout_p=self.dropout if self.training else 0.0,
@@ -189,15 +205,45 @@ class Block(nn.Module):
         self.ln2 = _layer_norm(config)
         self.mlp = MLP(config)
 
-    def forward(self, x: torch.Tensor, return_attention: bool = False):
+    def forward(self, x: torch.Tensor, return_attention: bool = False,
+                cache: "KVCache | None" = None, layer: int = 0):
         """x: (B, T, C) -> (B, T, C); with ``return_attention`` also (B, H, T, T)."""
         if return_attention:
-            a, att = self.attn(self.ln1(x), return_attention=True)
+            a, att = self.attn(self.ln1(x), return_attention=True, cache=cache, layer=layer)
         else:
-            a, att = self.attn(self.ln1(x)), None
+            a, att = self.attn(self.ln1(x), cache=cache, layer=layer), None
         x = x + a                       # tokens exchange information
         x = x + self.mlp(self.ln2(x))   # each token thinks on its own
         return (x, att) if return_attention else x
+
+
+# --- the key-value cache ----------------------------------------------------------------
+
+class KVCache:
+    """The keys and values of the tokens a model has already read, one pair per layer.
+
+    Generating token t + 1 needs the keys and values of tokens 0..t; they do not change
+    when a token is added (the mask is causal), so they are kept instead of recomputed.
+    Memory: 2 x n_layer x B x C numbers per token.
+    """
+
+    def __init__(self, n_layer: int):
+        self.layers: list[tuple[torch.Tensor, torch.Tensor] | None] = [None] * n_layer
+
+    @property
+    def length(self) -> int:
+        """Number of tokens held (the position of the next token)."""
+        first = self.layers[0]
+        return 0 if first is None else first[0].shape[2]
+
+    def extend(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Append (B, H, T, D) keys and values to ``layer``'s; return the whole (B, H, S, D) pair."""
+        past = self.layers[layer]
+        if past is not None:
+            k = torch.cat([past[0], k], dim=2)                               # (B, H, S, D)
+            v = torch.cat([past[1], v], dim=2)
+        self.layers[layer] = (k, v)
+        return k, v
 
 
 # --- the model -----------------------------------------------------------------------
@@ -240,8 +286,12 @@ class GPT(nn.Module):
         """Number of trained parameters (a tied matrix counts once)."""
         return sum(p.numel() for p in self.parameters())
 
-    def embed(self, idx: torch.Tensor) -> torch.Tensor:
-        """Token ids (B, T) -> token + position embeddings (B, T, C).
+    def new_cache(self) -> KVCache:
+        """An empty key-value cache for ``forward(idx, cache=...)`` (see ``coursekit.sampling``)."""
+        return KVCache(self.config.n_layer)
+
+    def embed(self, idx: torch.Tensor, start: int = 0) -> torch.Tensor:
+        """Token ids (B, T) at positions start .. start + T - 1 -> embeddings (B, T, C).
 
         With sinusoidal positions the token embeddings are multiplied by sqrt(C), as in
         Vaswani et al. (2017, section 3.4): the table's entries have amplitude 1 (root mean
@@ -249,30 +299,33 @@ class GPT(nn.Module):
         the positions would drown the tokens.
         """
         T = idx.shape[1]
-        if T > self.config.block_size:
-            raise ValueError(f"sequence of {T} tokens is longer than block_size "
-                             f"{self.config.block_size}; crop it to the last block_size tokens")
+        end = start + T
+        if end > self.config.block_size:
+            raise ValueError(f"positions up to {end} go past block_size {self.config.block_size}; "
+                             "crop the text to its last block_size tokens (or start a new cache)")
         tok = self.tok_emb(idx)                                              # (B, T, C)
         if self.config.pos_emb == "learned":
-            return self.drop(tok + self.pos_emb.weight[:T])                  # (B, T, C)
+            return self.drop(tok + self.pos_emb.weight[start:end])           # (B, T, C)
         if self.config.pos_emb == "sinusoidal":
-            return self.drop(tok * math.sqrt(self.config.n_embd) + self.pos_table[:T])
+            return self.drop(tok * math.sqrt(self.config.n_embd) + self.pos_table[start:end])
         return self.drop(tok)                                                # no positions at all
 
-    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None
-                ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None,
+                cache: KVCache | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Next-token logits for every position, and the cross-entropy when targets are given.
 
         Args:
             idx: (B, T) int64 token ids, T <= block_size.
             targets: (B, T) the next token at every position, or None.
+            cache: a ``KVCache`` holding the earlier tokens (``new_cache()``); idx then
+                continues them, at positions cache.length onwards, and is added to it.
         Returns:
             logits (B, T, V) and loss (a 0-d tensor: mean negative log-likelihood in
             nats per token) or None.
         """
-        x = self.embed(idx)                                                  # (B, T, C)
-        for block in self.blocks:
-            x = block(x)                                                     # (B, T, C)
+        x = self.embed(idx, start=cache.length if cache is not None else 0)  # (B, T, C)
+        for i, block in enumerate(self.blocks):
+            x = block(x, cache=cache, layer=i)                               # (B, T, C)
         logits = self.head(self.ln_f(x))                                     # (B, T, V)
         loss = None
         if targets is not None:
@@ -298,10 +351,11 @@ class GPT(nn.Module):
         self.train(was_training)
         return torch.stack(maps)
 
-    @torch.no_grad()
     def generate(self, idx: torch.Tensor, max_new_tokens: int, temperature: float = 1.0,
-                 top_k: int | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Continue each sequence by sampling one token at a time.
+                 top_k: int | None = None, generator: torch.Generator | None = None,
+                 top_p: float | None = None, repetition_penalty: float | None = None,
+                 use_cache: bool = True) -> torch.Tensor:
+        """Continue each sequence by sampling one token at a time (``coursekit.sampling.generate``).
 
         Args:
             idx: (B, T0) token ids to start from (at least one token each).
@@ -310,31 +364,16 @@ class GPT(nn.Module):
                 0 means greedy (always the most likely token).
             top_k: sample only among the k most likely tokens (None: all of them).
             generator: a torch.Generator for reproducible samples.
+            top_p: sample only from the nucleus of probability p (None: no filter).
+            repetition_penalty: > 1 makes tokens already in the text less likely.
+            use_cache: keep the keys and values of earlier tokens (faster, same tokens).
         Returns:
             (B, T0 + max_new_tokens) token ids: the prompt followed by the samples.
         """
-        if temperature < 0:
-            raise ValueError(f"temperature must be >= 0, got {temperature}")
-        was_training = self.training
-        self.eval()
-        for _ in range(max_new_tokens):
-            # 1. the model only sees the last block_size tokens
-            context = idx[:, -self.config.block_size:]                       # (B, <=T)
-            logits, _ = self(context)
-            logits = logits[:, -1, :]                                        # (B, V): next token only
-            if temperature == 0:
-                next_id = logits.argmax(dim=-1, keepdim=True)                # (B, 1)
-            else:
-                # 2. temperature, then 3. keep the top k logits, then 4. sample
-                logits = logits / temperature
-                if top_k is not None:
-                    kth = torch.topk(logits, min(top_k, logits.shape[-1])).values[:, [-1]]  # (B, 1)
-                    logits = logits.masked_fill(logits < kth, float("-inf"))
-                probs = F.softmax(logits, dim=-1)                            # (B, V)
-                next_id = torch.multinomial(probs, 1, generator=generator)   # (B, 1)
-            idx = torch.cat([idx, next_id], dim=1)                           # (B, T + 1)
-        self.train(was_training)
-        return idx
+        from coursekit.sampling import generate
+        return generate(self, idx, max_new_tokens, temperature=temperature, top_k=top_k,
+                        top_p=top_p, repetition_penalty=repetition_penalty,
+                        generator=generator, use_cache=use_cache)
 
     def configure_optimizer(self, lr: float = 1e-3, weight_decay: float = 0.1,
                             betas: tuple[float, float] = (0.9, 0.99)) -> torch.optim.AdamW:

@@ -1,0 +1,306 @@
+"""Trained models that later chapters reuse, built once on this machine and cached.
+
+A chapter that needs the course's story model or a digit model asks the zoo instead of
+retraining it::
+
+    run = ck.zoo.load("story-gpt")          # an LMRun: run.model, run.tokenizer, run.sample(...)
+    vae = ck.zoo.load("digit-vae").model
+    ck.zoo.available()                      # name -> what it is and whether it is cached
+
+The first call trains the model with its lesson's recipe (a progress bar shows it; about a
+minute each on a 2-core CPU) and keeps the weights under the cache folder
+(``$COURSEKIT_CACHE``, else ``~/.cache/coursekit``), in ``zoo/<name>-<key>.pt``. Nothing
+is downloaded. The ``key`` is a hash of the entry's recipe, the source code of the modules
+that define and train the model, and the mode (fast mode trains tiny models, kept apart),
+so a change of code never loads weights made by older code.
+
+Every file is written with its SHA-256 digest beside it (``.sha256``) and read with
+``torch.load(weights_only=True)``. A file whose digest differs, that does not load, or
+whose contents do not fit the model is reported by name and rebuilt, never trusted.
+"""
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+import os
+import warnings
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+from coursekit.lm import LMTrainConfig
+from coursekit.runtime import budget, fast_mode
+from coursekit.train import History, Run
+
+CACHE_ENV = "COURSEKIT_CACHE"
+
+
+class CacheWarning(UserWarning):
+    """A cached file was unusable (and is being rebuilt) or stale (and was removed)."""
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One model of the zoo.
+
+    Attributes:
+        name: what ``load`` takes, e.g. ``"story-gpt"``.
+        about: one line for learners: what it is and which lesson trains it.
+        recipe: the settings it is trained with (part of the cache key).
+        modules: modules whose source code is part of the cache key.
+        build: ``build(recipe, device, progress) -> dict``: trains, returns the state to save.
+        restore: ``restore(state, device) -> Run``: rebuilds the run from that state.
+    """
+
+    name: str
+    about: str
+    recipe: dict
+    modules: tuple[str, ...]
+    build: Callable[[dict, torch.device, bool], dict]
+    restore: Callable[[dict, torch.device], Run]
+
+
+_ENTRIES: dict[str, Entry] = {}
+
+
+def register(entry: Entry) -> Entry:
+    """Add ``entry`` to the zoo (a later chapter may register its own models)."""
+    _ENTRIES[entry.name] = entry
+    return entry
+
+
+def cache_dir() -> Path:
+    """Where the zoo keeps its files: ``$COURSEKIT_CACHE/zoo`` or ``~/.cache/coursekit/zoo``."""
+    root = os.environ.get(CACHE_ENV) or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "coursekit"
+    return Path(root) / "zoo"
+
+
+def _entry(name: str) -> Entry:
+    if name not in _ENTRIES:
+        raise KeyError(f"no model {name!r} in the zoo; it has: {', '.join(sorted(_ENTRIES))}")
+    return _ENTRIES[name]
+
+
+def _recipe(entry: Entry) -> dict:
+    """The entry's recipe with the mode-dependent training length resolved."""
+    recipe = dict(entry.recipe)
+    steps = recipe.pop("n_steps")
+    recipe["n_steps"] = budget(steps[0], fast=steps[1])
+    recipe["mode"] = "fast" if fast_mode() else "full"
+    return recipe
+
+
+def cache_key(name: str) -> str:
+    """12 hex digits naming the recipe, the code and the mode the model is built with."""
+    entry = _entry(name)
+    h = hashlib.sha256()
+    h.update(json.dumps(_recipe(entry), sort_keys=True, default=str).encode())
+    for module in entry.modules:
+        h.update(inspect.getsource(__import__(module, fromlist=["_"])).encode())
+    h.update(torch.__version__.split("+")[0].encode())
+    return h.hexdigest()[:12]
+
+
+def path(name: str) -> Path:
+    """The file ``load(name)`` reads or writes now."""
+    return cache_dir() / f"{name}-{cache_key(name)}.pt"
+
+
+def _digest(file: Path) -> str:
+    h = hashlib.sha256()
+    with open(file, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _read(name: str, file: Path, device: torch.device) -> Run:
+    """Load and verify a cached file; raises ValueError saying what is wrong with it."""
+    sidecar = file.with_suffix(".sha256")
+    if not sidecar.is_file():
+        raise ValueError("its .sha256 file is missing")
+    if _digest(file) != sidecar.read_text().strip():
+        raise ValueError("its SHA-256 digest does not match the one written with it (corrupt or changed)")
+    try:
+        state = torch.load(file, map_location="cpu", weights_only=True)
+    except Exception as err:   # an unpickling error, a truncated archive, ...
+        raise ValueError(f"torch.load refused it ({type(err).__name__}: {str(err)[:120]})") from None
+    if not isinstance(state, dict) or state.get("zoo") != name or state.get("key") != cache_key(name):
+        raise ValueError("it was made for another model or another version of the code")
+    try:
+        return _entry(name).restore(state["payload"], device)
+    except Exception as err:
+        raise ValueError(f"its weights do not fit the model ({type(err).__name__}: {str(err)[:120]})") from None
+
+
+def _write(name: str, file: Path, payload: dict) -> None:
+    file.parent.mkdir(parents=True, exist_ok=True)
+    tmp = file.with_suffix(f".tmp{os.getpid()}")
+    torch.save({"zoo": name, "key": cache_key(name), "payload": payload}, tmp)
+    digest = _digest(tmp)
+    os.replace(tmp, file)                          # atomic: a reader never sees half a file
+    file.with_suffix(".sha256").write_text(digest + "\n")
+
+
+def _remove_stale(name: str, keep: Path) -> None:
+    for old in cache_dir().glob(f"{name}-*.pt"):
+        if old != keep and old.stem.rsplit("-", 1)[0] == name:
+            warnings.warn(f"removed {old}: made by an older version of the code or recipe",
+                          CacheWarning, stacklevel=3)
+            old.unlink(missing_ok=True)
+            old.with_suffix(".sha256").unlink(missing_ok=True)
+
+
+def load(name: str, device=None, progress: bool = True, rebuild: bool = False) -> Run:
+    """The trained model ``name``, from the cache or trained now (and then cached).
+
+    Args:
+        name: a model of the zoo (``available()`` lists them).
+        device: where to put it (default CPU); it is trained on this device if not cached.
+        progress: show the training progress bar.
+        rebuild: train again even if a good file is cached.
+    Returns:
+        A ``Run`` (for language models an ``LMRun``) with the model in eval mode.
+    """
+    entry = _entry(name)
+    device = torch.device(device or "cpu")
+    file = path(name)
+    if file.exists() and not rebuild:
+        try:
+            return _read(name, file, device)
+        except ValueError as why:
+            warnings.warn(f"the cached model {file} is not usable: {why}; training it again",
+                          CacheWarning, stacklevel=2)
+    payload = entry.build(_recipe(entry), device, progress)
+    _write(name, file, payload)
+    _remove_stale(name, file)
+    return _read(name, file, device)
+
+
+def available() -> dict[str, str]:
+    """Each model of the zoo, what it is, and whether it is cached now."""
+    return {name: f"{e.about} [{'cached' if path(name).exists() else 'not built yet'}]"
+            for name, e in sorted(_ENTRIES.items())}
+
+
+# --- the course's models ---------------------------------------------------------------------
+
+def _history_state(history: History) -> dict:
+    return {k: [list(r) for r in v] for k, v in history.records.items()}
+
+
+def _history(state: dict) -> History:
+    return History({k: [(int(s), float(v)) for s, v in recs] for k, recs in state.items()})
+
+
+def _cpu(state_dict: dict) -> dict:
+    return {k: v.detach().cpu() for k, v in state_dict.items()}
+
+
+def _build_story_gpt(recipe: dict, device: torch.device, progress: bool) -> dict:
+    from coursekit.data import story_corpus
+    from coursekit.lm import LMData, lm_state, train_lm
+    from coursekit.models.gpt import GPTConfig
+    data = LMData.from_text(story_corpus(recipe["n_stories"], seed=recipe["corpus_seed"]))
+    cfg = GPTConfig.preset(recipe["preset"], vocab_size=data.tokenizer.vocab_size)
+    run = train_lm(cfg, data, recipe["n_steps"], device=device, seed=recipe["seed"],
+                   progress=progress, train_config=LMTrainConfig(**recipe["train"]),
+                   desc="story-gpt (first use: training once)")
+    return lm_state(run)
+
+
+def _restore_story_gpt(state: dict, device: torch.device) -> Run:
+    from coursekit.lm import lm_from_state
+    return lm_from_state(state, device)
+
+
+register(Entry(
+    name="story-gpt",
+    about="character-level GPT (3 blocks x 96) on 3,000 generated stories: lesson 06's model",
+    recipe={"preset": "story", "n_stories": 3000, "corpus_seed": 0, "seed": 0,
+            "n_steps": (800, 20), "train": asdict(LMTrainConfig())},
+    modules=("coursekit.models.gpt", "coursekit.lm", "coursekit.data.stories", "coursekit.data.text"),
+    build=_build_story_gpt, restore=_restore_story_gpt))
+
+
+def _build_digit_vae(recipe: dict, device: torch.device, progress: bool) -> dict:
+    from coursekit.models.vae import VAEConfig, train_vae
+    cfg = VAEConfig.preset(recipe["preset"])
+    model, history = train_vae(cfg, n_steps=recipe["n_steps"], seed=recipe["seed"],
+                               device=device, show=progress)
+    return {"config": asdict(cfg), "state_dict": _cpu(model.state_dict()),
+            "history": _history_state(history)}
+
+
+def _restore_digit_vae(state: dict, device: torch.device) -> Run:
+    from coursekit.models.vae import VAE, VAEConfig
+    cfg = VAEConfig(**state["config"])
+    model = VAE(cfg)
+    model.load_state_dict(state["state_dict"], strict=True)
+    return Run(model.to(device).eval(), _history(state["history"]), cfg)
+
+
+register(Entry(
+    name="digit-vae",
+    about="VAE with a 2-D latent on the 8x8 digits (binarised): lesson 05's model",
+    recipe={"preset": "digits-2d", "seed": 0, "n_steps": (2500, 40)},
+    modules=("coursekit.models.vae",),
+    build=_build_digit_vae, restore=_restore_digit_vae))
+
+
+def _build_digit_gan(recipe: dict, device: torch.device, progress: bool) -> dict:
+    from coursekit.data import load_digits
+    from coursekit.models import gan
+    cfg = gan.preset(recipe["preset"])
+    run = gan.train_gan(cfg, load_digits(seed=0).x_train, recipe["n_steps"], device=device,
+                        seed=recipe["seed"], show=progress, desc="digit-gan (first use)")
+    return {"config": asdict(cfg), "state_dict": _cpu(run.generator.state_dict()),
+            "history": _history_state(run.history)}
+
+
+def _restore_digit_gan(state: dict, device: torch.device) -> Run:
+    from coursekit.models import gan
+    cfg = gan.GANConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in state["config"].items()})
+    G, _ = gan.make_gan(cfg, "cpu")
+    G.load_state_dict(state["state_dict"], strict=True)
+    return Run(G.to(device).eval(), _history(state["history"]), cfg)
+
+
+register(Entry(
+    name="digit-gan",
+    about="MLP GAN with an island latent on the 8x8 digits (averaged generator): lesson 04's model",
+    recipe={"preset": "digits", "seed": 0, "n_steps": (3000, 30)},
+    modules=("coursekit.models.gan",),
+    build=_build_digit_gan, restore=_restore_digit_gan))
+
+
+def _build_digit_diffusion(recipe: dict, device: torch.device, progress: bool) -> dict:
+    from coursekit.data import load_digits
+    from coursekit.models.diffusion import DIFFUSION_PRESETS, to_model_range, train_diffusion
+    cfg = DIFFUSION_PRESETS[recipe["preset"]]
+    run = train_diffusion(cfg, to_model_range(load_digits(seed=0).x_train), recipe["n_steps"],
+                          device=device, seed=recipe["seed"], show=progress,
+                          desc="digit-diffusion (first use)")
+    return {"state_dict": _cpu(run.ema_model.state_dict()), "history": _history_state(run.history)}
+
+
+def _restore_digit_diffusion(state: dict, device: torch.device) -> Run:
+    from coursekit.models.diffusion import DIFFUSION_PRESETS, NoiseSchedule
+    from coursekit.models.unet import UNet
+    cfg = DIFFUSION_PRESETS["digits"]
+    model = UNet(cfg.unet)
+    model.load_state_dict(state["state_dict"], strict=True)
+    run = Run(model.to(device).eval(), _history(state["history"]), cfg)
+    run.schedule = NoiseSchedule.from_config(cfg).to(device)   # what the samplers need beside it
+    return run
+
+
+register(Entry(
+    name="digit-diffusion",
+    about="epsilon-predicting U-Net (T = 100, cosine schedule) on the 8x8 digits, EMA weights: lesson 07's model",
+    recipe={"preset": "digits", "seed": 0, "n_steps": (1500, 30)},
+    modules=("coursekit.models.diffusion", "coursekit.models.unet"),
+    build=_build_digit_diffusion, restore=_restore_digit_diffusion))
