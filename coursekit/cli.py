@@ -50,11 +50,37 @@ def cmd_grade(args) -> int:
     for p in missing:
         print(f"coursekit grade: warning: {p} does not exist; it gets a row with that reason",
               file=sys.stderr)
-    rows = grade([Path(p) for p in args.submissions], Path(args.out), settings,
-                 progress=not args.quiet)
+    shard = None
+    if args.shard:
+        try:
+            k, n = (int(v) for v in args.shard.split("/"))
+        except ValueError:
+            print(f"coursekit grade: --shard must look like 2/8 (shard 2 of 8), got {args.shard!r}",
+                  file=sys.stderr)
+            return 2
+        shard = (k, n)
+    try:
+        rows = grade([Path(p) for p in args.submissions], Path(args.out), settings,
+                     progress=not args.quiet, shard=shard)
+    except ValueError as err:
+        print(f"coursekit grade: {err}", file=sys.stderr)
+        return 2
     for row in rows:
         print(f"{row.learner:>16}  {row.notebook:<40} {row.total:g} / {row.max_total:g}")
     print(f"wrote {Path(args.out) / 'gradebook.csv'} and {Path(args.out) / 'summary.md'}")
+    return 0
+
+
+def cmd_merge(args) -> int:
+    from coursekit.authoring.gradebook import merge
+
+    try:
+        rows = merge([Path(p) for p in args.shards], Path(args.out))
+    except ValueError as err:
+        print(f"coursekit gradebook merge: {err}", file=sys.stderr)
+        return 2
+    print(f"merged {len(rows)} rows from {len(args.shards)} shard(s) into "
+          f"{Path(args.out) / 'gradebook.csv'} and {Path(args.out) / 'summary.md'}")
     return 0
 
 
@@ -104,7 +130,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--secret", help="seeds the hidden tests' random cases (default: "
                                     "$COURSEKIT_GRADING_SECRET, else one kept in OUT/.grading-secret)")
+    p.add_argument("--shard", help="grade shard K of N of the submissions, e.g. 2/8 (every shard "
+                                   "gets the same list and --secret; merge with `coursekit gradebook merge`)")
     p.set_defaults(func=cmd_grade)
+
+    p = sub.add_parser("gradebook", help="work with graded folders")
+    gsub = p.add_subparsers(dest="action", required=True)
+    m = gsub.add_parser("merge", help="join the --out folders of sharded runs into one gradebook")
+    m.add_argument("shards", nargs="+", help="the --out folders of `coursekit grade --shard K/N`")
+    m.add_argument("--out", required=True, help="folder for the merged gradebook.csv, summary.md, feedback/")
+    m.set_defaults(func=cmd_merge)
 
     p = sub.add_parser("html", help="render the lesson notebooks to static HTML with an index")
     p.add_argument("--out", default="site", help="output folder (default ./site)")

@@ -177,7 +177,7 @@ def test_gradebook_columns_and_rows(graded):
     out = graded[4]
     with open(out / "gradebook.csv", newline="") as fh:
         table = list(csv.reader(fh))
-    assert table[0] == ["learner", "notebook", "check_double", "check_square", "total", "max", "reasons"]
+    assert table[0] == ["learner", "notebook", "check_double", "check_square", "total", "max", "sandbox", "reasons"]
     assert len(table) == 1 + len(graded[1])
     by_learner = {r[0]: r for r in table[1:]}
     assert by_learner["ada"][2:6] == ["2", "2", "1", "3"][:0] + ["2", "1", "3", "3"]

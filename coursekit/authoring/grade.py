@@ -26,10 +26,8 @@ from __future__ import annotations
 
 import ast
 import builtins
-import csv
 import dataclasses
 import functools
-import io
 import json
 import os
 import re
@@ -39,11 +37,12 @@ import sys
 import symtable
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
 
+from coursekit.authoring.gradebook import GradeRow, finish_rows, write_reports, write_rows
 from coursekit.authoring.release import check_cells, has_markers, make_exercise, nbgrader_meta
 from coursekit.authoring.workers import WorkerError, get_pool
 
@@ -65,28 +64,6 @@ class Settings:
     isolate: bool = True                 # namespaces where Linux allows: read-only files, no network
     snapshot_mb: int = 512               # largest copy of a check's objects
     secret: str = ""                     # seeds the hidden cases; "" = the output folder's
-
-
-@dataclass
-class GradeRow:
-    """One submission's grades."""
-
-    learner: str
-    notebook: str
-    points: dict[str, float] = field(default_factory=dict)      # grade_id -> points earned
-    max_points: dict[str, float] = field(default_factory=dict)  # grade_id -> points possible
-    reasons: list[str] = field(default_factory=list)            # lost points and flags
-    feedback: dict[str, str] = field(default_factory=dict)      # grade_id -> check's message
-    path: str = ""                                              # the submitted file
-    sealed: bool = False        # ran with a read-only file system and no network (Linux)
-
-    @property
-    def total(self) -> float:
-        return sum(self.points.values())
-
-    @property
-    def max_total(self) -> float:
-        return sum(self.max_points.values())
 
 
 def learner_of(path: Path) -> str:
@@ -582,6 +559,9 @@ def grade_one(path: Path, settings: Settings, pool=None, jobs: int = 1,
                 row.feedback[gid] = reason
             return row
         row.sealed = bool(result.get("sealed"))
+        row.sandbox = ("namespaces: read-only files, no network" if row.sealed else
+                       "audit hook only: namespaces unavailable here" if settings.isolate else
+                       "audit hook only: isolation turned off")
         score(row, graded, job, result, settings, folder)
     finally:
         _remove(folder)
@@ -662,10 +642,32 @@ def grading_secret(out: Path, given: str = "") -> str:
     return drawn
 
 
+def shard_of(paths: list[Path], shard: tuple[int, int] | None) -> list[Path]:
+    """The submissions that shard K of N grades: every N-th of the sorted list, from the K-th.
+
+    Every shard must be given the same list (for example the same glob), so that together
+    they grade each submission exactly once.
+    """
+    paths = sorted(dict.fromkeys(Path(os.path.abspath(p)) for p in paths), key=str)
+    if shard is None:
+        return paths
+    k, n = shard
+    if not (isinstance(k, int) and isinstance(n, int) and 1 <= k <= n):
+        raise ValueError(f"--shard must be K/N with 1 <= K <= N, got {k}/{n}")
+    return paths[k - 1::n]
+
+
 def grade(submissions: list[Path], out: Path, settings: Settings | None = None,
-          progress: bool = True) -> list[GradeRow]:
-    """Grade every submission and write the gradebook, summary and feedback files."""
+          progress: bool = True, shard: tuple[int, int] | None = None) -> list[GradeRow]:
+    """Grade every submission (or shard K of N of them) and write the reports.
+
+    Writes ``gradebook.csv``, ``summary.md``, ``feedback/`` and ``rows.json`` in ``out``;
+    shards' folders merge with ``coursekit.authoring.gradebook.merge``.
+    """
     settings = settings or Settings()
+    if shard is not None and not (settings.secret or os.environ.get("COURSEKIT_GRADING_SECRET")):
+        raise ValueError("sharded grading needs one secret shared by every shard (their hidden "
+                         "cases must match): pass --secret or set COURSEKIT_GRADING_SECRET")
     settings = dataclasses.replace(settings, secret=grading_secret(Path(out), settings.secret))
     if not Path(settings.solutions).is_dir():
         raise FileNotFoundError(f"no solutions folder at {settings.solutions}; pass --solutions")
@@ -673,7 +675,7 @@ def grade(submissions: list[Path], out: Path, settings: Settings | None = None,
         raise RuntimeError("coursekit grade needs Linux or macOS (it forks sandboxed "
                            "processes); on Windows, run it in WSL")
     jobs = settings.jobs or os.cpu_count() or 1
-    paths = list(dict.fromkeys(Path(os.path.abspath(p)) for p in submissions))
+    paths = shard_of(list(submissions), shard)
     deny = _deny(paths, settings, Path(out))
     pool = get_pool(jobs, max(1, (os.cpu_count() or 1) // jobs))
     pool.warm_up(min(jobs, len(paths)))
@@ -681,18 +683,12 @@ def grade(submissions: list[Path], out: Path, settings: Settings | None = None,
     try:
         with ThreadPoolExecutor(max_workers=jobs) as threads:
             work = threads.map(lambda p: grade_one(p, settings, pool, jobs, deny, scratch), paths)
-            rows = list(_progress(work, len(paths), progress))
+            raw = list(_progress(work, len(paths), progress))
     finally:
         _remove(scratch)
-    seen: dict[tuple[str, str], int] = {}
-    for row in rows:
-        seen[(row.learner, row.notebook)] = seen.get((row.learner, row.notebook), 0) + 1
-    for row in rows:
-        if seen[(row.learner, row.notebook)] > 1:
-            row.reasons.insert(0, f"note: {seen[(row.learner, row.notebook)]} submissions of "
-                                  f"{row.notebook} for {row.learner}; each has a row")
-    rows.sort(key=lambda r: (r.learner, r.notebook, r.path))
+    rows = finish_rows(raw)
     write_reports(rows, Path(out))
+    write_rows(raw, Path(out), settings.secret, shard)
     return rows
 
 
@@ -703,68 +699,3 @@ def _progress(iterable, total, show):
     return tqdm(iterable, total=total, desc="grading", file=sys.stderr)
 
 
-def _fmt(x: float) -> str:
-    return f"{x:g}"
-
-
-def _cell(text: str) -> str:
-    """A CSV value a spreadsheet will not run as a formula."""
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
-
-
-def write_reports(rows: list[GradeRow], out: Path) -> None:
-    """Write gradebook.csv, summary.md and feedback/ (same inputs -> same bytes)."""
-    out.mkdir(parents=True, exist_ok=True)
-    columns: list[str] = []
-    for row in rows:
-        columns.extend(g for g in row.max_points if g not in columns)
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(["learner", "notebook", *columns, "total", "max", "reasons"])
-    for row in rows:
-        writer.writerow([_cell(row.learner), _cell(row.notebook),
-                         *[_fmt(row.points[c]) if c in row.points else "" for c in columns],
-                         _fmt(row.total), _fmt(row.max_total),
-                         _cell("; ".join(r.replace("\n", " ") for r in row.reasons))])
-    (out / "gradebook.csv").write_text(buf.getvalue(), encoding="utf-8")
-
-    lines = ["# Grading summary", "", f"{len(rows)} submission(s).", "",
-             "| learner | notebook | points | lost points |", "|---|---|---|---|"]
-    for row in rows:
-        lost = "<br>".join(_md(r) for r in row.reasons) or "none"
-        lines.append(f"| {_md(row.learner)} | {_md(row.notebook)} | {_fmt(row.total)} / "
-                     f"{_fmt(row.max_total)} | {lost} |")
-    if columns:
-        lines += ["", "| exercise | passed | of |", "|---|---|---|"]
-        for gid in columns:
-            having = [r for r in rows if gid in r.max_points]
-            passed = sum(1 for r in having if r.points.get(gid, 0) > 0)
-            lines.append(f"| {gid} | {passed} | {len(having)} |")
-    (out / "summary.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
-
-    feedback_root = out / "feedback"
-    if feedback_root.exists():
-        shutil.rmtree(feedback_root)
-    for row in rows:
-        folder = feedback_root / row.learner
-        folder.mkdir(parents=True, exist_ok=True)
-        text = [f"# {row.notebook}: {_fmt(row.total)} / {_fmt(row.max_total)} points", ""]
-        for gid, possible in row.max_points.items():
-            got = row.points.get(gid, 0.0)
-            text.append(f"## {gid}: {_fmt(got)} / {_fmt(possible)}")
-            text.append("")
-            text.append("```")
-            text.append(row.feedback.get(gid, "not graded").rstrip().replace("```", "'''"))
-            text.append("```")
-            text.append("")
-        other = [r for r in row.reasons if not any(r.startswith(g + ":") for g in row.max_points)
-                 or "restored" in r or "tamper" in r or "saved output" in r]
-        if other:
-            text.append("## Notes")
-            text.extend(f"- {r}" for r in other)
-        (folder / (Path(row.notebook).stem + ".md")).write_text("\n".join(text) + "\n",
-                                                                encoding="utf-8")
-
-
-def _md(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
