@@ -8,10 +8,12 @@ Move the sliders and watch two views of the same neuron ``a = f(w1*x1 + w2*x2 + 
 * right, a side view: how many points of each class fall at each value of ``z``
   (histograms), with the activation curve ``f(z)`` drawn over them.
 
-The neuron says "class 1" when ``z > 0``. Every activation in the menu is increasing
-and crosses its midpoint at ``z = 0``, so changing the activation changes the shape
-of the output surface but never where the boundary is: a single neuron can only cut
-the plane with a straight line.
+The neuron says "class 1" when ``z > 0``: the playground thresholds the pre-activation
+``z``, not the output, so changing the activation changes the shape of the output
+surface but, by construction, never where the boundary is. (Not every activation in the
+menu is increasing: ReLU is flat below 0 and GELU dips to about -0.17 near z = -0.75; but
+each has ``f(z) > f(0)`` exactly when ``z > 0``, so thresholding the output at ``f(0)``
+would draw the same line.) A single neuron cuts the plane with a straight line.
 
 Example::
 
@@ -172,7 +174,7 @@ class NeuronPlayground(PlotWidget):
         with torch.no_grad():
             curve.plot(zs.numpy(), neuron.act(zs).numpy(), color="k", lw=2)
         curve.set_ylabel(f"output a = {values['activation']}(z)")
-        right_title = f"side view: class 1 where z > 0 (a > {mid:g})"
+        right_title = f"side view: class 1 where z > 0 (there a > f(0) = {mid:g})"
         side.set_title(right_title)
         side.grid(alpha=0.3)
 
