@@ -68,7 +68,7 @@ def main() -> int:
     # 1. training (the lesson's loop)
     data = load_digits(seed=0)
     run = train_diffusion(cfg, to_model_range(data.x_train), steps, device=device, seed=args.seed,
-                          show=False)
+                          progress=False)
     ms_per_step = 1000 * run.seconds / max(steps, 1)
     n_params = sum(p.numel() for p in run.model.parameters())
     print(f"training: {steps} steps in {run.seconds:.1f} s = {ms_per_step:.1f} ms per step "

@@ -58,11 +58,11 @@ def samples_per_second(G, n: int = 10_000, repeats: int = 3) -> float:
 def toy_run(name: str, cfg: gan.GANConfig, data: torch.Tensor, centres: torch.Tensor, std: float,
             steps: int, device, seeds: list[int]) -> dict:
     """Train ``cfg`` once per seed; print one line per seed and return the figures."""
-    gan.train_gan(cfg, data, 3, device=device, seed=99, show=False)      # warm-up, not timed
+    gan.train_gan(cfg, data, 3, device=device, seed=99, progress=False)      # warm-up, not timed
     per_seed = []
     for seed in seeds:
         t0, c0 = time.perf_counter(), time.process_time()
-        run = gan.train_gan(cfg, data, steps, device=device, seed=seed, show=False, desc=name)
+        run = gan.train_gan(cfg, data, steps, device=device, seed=seed, progress=False, desc=name)
         train_s, cpu_s = time.perf_counter() - t0, time.process_time() - c0
         x = gan.sample(run.generator, N_EVAL, seed=1000 + seed).cpu()
         stats = gan.mode_stats(x, centres, std)
@@ -150,9 +150,9 @@ def main(argv: list[str] | None = None) -> dict:
     digit_classifier()                                                  # train the scorer once
     classifier_s = time.perf_counter() - t0
     digit_steps = ck.budget(3000, fast=10)
-    gan.train_digit_gan(steps=3, device=device, seed=1, show=False)      # warm-up, not timed
+    gan.train_digit_gan(3, device=device, seed=1, progress=False)      # warm-up, not timed
     t0, c0 = time.perf_counter(), time.process_time()
-    G, _ = gan.train_digit_gan(steps=digit_steps, device=device, seed=0, show=False)
+    G = gan.train_digit_gan(digit_steps, device=device, seed=0, progress=False).model
     train_s, cpu_s = time.perf_counter() - t0, time.process_time() - c0
     fake = gan.sample(G, 1000, seed=1).cpu()
     q_fake, q_real = digit_quality(fake), digit_quality(digits.x_val)

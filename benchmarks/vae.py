@@ -72,8 +72,9 @@ def main() -> int:
 
     # 1. training
     start = time.perf_counter()
-    model, history = train_vae(config, data, n_steps=args.steps, batch_size=args.batch_size,
-                               lr=args.lr, seed=args.seed, device=device, show=False)
+    run = train_vae(config, data, n_steps=args.steps, batch_size=args.batch_size,
+                    lr=args.lr, seed=args.seed, device=device, progress=False)
+    model, history = run.model, run.history
     train_s = time.perf_counter() - start
     ms_per_step = 1000 * history.seconds_per_step
     print(f"training: {train_s:.1f} s in all, {ms_per_step:.2f} ms per step (validation excluded)")

@@ -12,6 +12,10 @@ at a time and :func:`generate` can chain them:
    to p ("The Curious Case of Neural Text Degeneration", Holtzman et al., 2019).
 5. ``next_token``: the most likely token when T = 0 (greedy), else a draw.
 
+:func:`beam_search` keeps the ``beam_width`` most likely continuations instead of one
+("If beam search is the answer, what was the question?", Meister, Cotterell and Vieira,
+2020, on what it finds and why that text is dull).
+
 :func:`generate` runs any model with the GPT interface (``model(idx, cache=...)`` ->
 ``(logits, loss)``, ``model.config.block_size`` and ``model.new_cache()``) with a
 key-value cache, so each new token costs one position of work instead of the whole
@@ -19,6 +23,7 @@ context. ``coursekit.models.gpt.GPT.generate`` calls it.
 
     out = generate(model, prompt, 200, temperature=0.8, top_p=0.9,
                    generator=torch.Generator().manual_seed(0))      # (B, T0 + 200)
+    best, logp = beam_search(model, prompt, 50, beam_width=4)      # (B, T0 + 50), (B,)
 """
 from __future__ import annotations
 
@@ -140,6 +145,7 @@ def generate(model, idx: torch.Tensor, max_new_tokens: int, temperature: float =
     if idx.dim() != 2 or idx.shape[1] < 1:
         raise ValueError(f"idx must be (B, T0) with T0 >= 1 token ids, got shape {tuple(idx.shape)}")
     block_size = model.config.block_size
+    use_cache = use_cache and getattr(model, "supports_cache", True)
     was_training = model.training
     model.eval()
     try:
@@ -160,3 +166,75 @@ def generate(model, idx: torch.Tensor, max_new_tokens: int, temperature: float =
     finally:
         model.train(was_training)
     return idx
+
+
+def _reorder_cache(cache, rows: torch.Tensor) -> None:
+    """Keep the cached keys and values of ``rows`` (a (R,) index), in that order, in place."""
+    cache.layers = [None if kv is None else (kv[0][rows], kv[1][rows]) for kv in cache.layers]
+
+
+@torch.no_grad()
+def beam_search(model, idx: torch.Tensor, max_new_tokens: int, beam_width: int = 4,
+                use_cache: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """The continuation of ``max_new_tokens`` tokens with the highest log-probability, approximately.
+
+    Exact search would score all V^n continuations; beam search keeps only the
+    ``beam_width`` best prefixes after every token:
+
+    1. score every one-token extension of every kept prefix:
+       log p(prefix) + log p(token | prefix);
+    2. keep the ``beam_width`` best of those W x V candidates (the first step starts from
+       the prompt alone, so its candidates are its V extensions);
+    3. repeat; finally return the best kept sequence and its log-probability.
+    With ``beam_width=1`` this is greedy decoding; as the width grows it approaches the
+    most likely sequence (equal to it once the width reaches V^(n-1)).
+    All continuations have the same length, so no length penalty is needed here.
+
+    Args:
+        model: a GPT-like model (see the module docstring).
+        idx: (B, T0) prompt token ids; each row is searched on its own.
+        max_new_tokens: tokens to add.
+        beam_width: prefixes kept per row (W >= 1).
+        use_cache: keep the keys and values of the beams (reordered as beams are chosen).
+    Returns:
+        (B, T0 + max_new_tokens) token ids of the best beam per row, and (B,) its
+        log-probability (natural log) given the prompt.
+    """
+    if idx.dim() != 2 or idx.shape[1] < 1:
+        raise ValueError(f"idx must be (B, T0) with T0 >= 1 token ids, got shape {tuple(idx.shape)}")
+    if beam_width < 1:
+        raise ValueError(f"beam_width must be at least 1, got {beam_width}")
+    B, block_size = idx.shape[0], model.config.block_size
+    was_training = model.training
+    model.eval()
+    try:
+        cache = model.new_cache() if use_cache else None
+        logits = model(idx[:, -block_size:], cache=cache)[0][:, -1]                # (B, V)
+        seqs = idx                                                                  # (B*W, T): W = 1 at first
+        scores = torch.zeros(B, 1, device=idx.device)                               # (B, W) log p(prefix)
+        for step in range(max_new_tokens):
+            V = logits.shape[-1]
+            W = scores.shape[1]
+            # 1. every extension of every beam: (B, W, V)
+            cand = scores[:, :, None] + F.log_softmax(logits.float(), dim=-1).view(B, W, V)
+            # 2. keep the best beam_width of the W x V candidates of each row
+            k = min(beam_width, W * V)
+            scores, flat = cand.view(B, W * V).topk(k, dim=-1)                     # (B, k) each
+            beam, token = flat // V, flat % V                                      # which prefix, which token
+            rows = (torch.arange(B, device=idx.device)[:, None] * W + beam).view(-1)   # (B*k,)
+            seqs = torch.cat([seqs[rows], token.view(-1, 1)], dim=1)               # (B*k, T + 1)
+            if step == max_new_tokens - 1:
+                break
+            # 3. the next logits of the kept beams (cache rows follow their prefixes)
+            if cache is not None and cache.length < block_size:
+                _reorder_cache(cache, rows)
+                logits = model(token.view(-1, 1), cache=cache)[0][:, -1]           # (B*k, V)
+            else:
+                cache = model.new_cache() if use_cache else None
+                logits = model(seqs[:, -block_size:], cache=cache)[0][:, -1]
+        W = scores.shape[1]
+        best = scores.argmax(dim=-1)                                               # (B,)
+        out = seqs.view(B, W, -1)[torch.arange(B, device=idx.device), best]        # (B, T0 + n)
+        return out, scores.gather(1, best[:, None])[:, 0]
+    finally:
+        model.train(was_training)

@@ -208,7 +208,7 @@ def _build_story_gpt(recipe: dict, device: torch.device, progress: bool) -> dict
     cfg = GPTConfig.preset(recipe["preset"], vocab_size=data.tokenizer.vocab_size)
     run = train_lm(cfg, data, recipe["n_steps"], device=device, seed=recipe["seed"],
                    progress=progress, train_config=LMTrainConfig(**recipe["train"]),
-                   desc="story-gpt (first use: training once)")
+                   desc=recipe.get("desc", "story-gpt (first use: training once)"))
     return lm_state(run)
 
 
@@ -225,14 +225,27 @@ register(Entry(
     modules=("coursekit.models.gpt", "coursekit.lm", "coursekit.data.stories", "coursekit.data.text"),
     build=_build_story_gpt, restore=_restore_story_gpt))
 
+# An independent judge of the story model's text (lesson 13): another, smaller GPT, trained
+# from another seed on another draw of 3,000 stories from the same world. A model scored by
+# itself would call its own favourite phrases the best text.
+register(Entry(
+    name="story-gpt-scorer",
+    about="smaller character-level GPT (3 blocks x 64) on another 3,000 stories, another seed: "
+          "lesson 13's likelihood judge",
+    recipe={"preset": "gpt-nano", "n_stories": 3000, "corpus_seed": 1, "seed": 1,
+            "n_steps": (600, 20), "train": asdict(LMTrainConfig()),
+            "desc": "story-gpt-scorer (first use: training once)"},
+    modules=("coursekit.models.gpt", "coursekit.lm", "coursekit.data.stories", "coursekit.data.text"),
+    build=_build_story_gpt, restore=_restore_story_gpt))
+
 
 def _build_digit_vae(recipe: dict, device: torch.device, progress: bool) -> dict:
     from coursekit.models.vae import VAEConfig, train_vae
     cfg = VAEConfig.preset(recipe["preset"])
-    model, history = train_vae(cfg, n_steps=recipe["n_steps"], seed=recipe["seed"],
-                               device=device, show=progress)
-    return {"config": asdict(cfg), "state_dict": _cpu(model.state_dict()),
-            "history": _history_state(history)}
+    run = train_vae(cfg, None, recipe["n_steps"], seed=recipe["seed"], device=device,
+                    progress=progress)
+    return {"config": asdict(cfg), "state_dict": _cpu(run.model.state_dict()),
+            "history": _history_state(run.history)}
 
 
 def _restore_digit_vae(state: dict, device: torch.device) -> Run:
@@ -254,9 +267,9 @@ register(Entry(
 def _build_digit_gan(recipe: dict, device: torch.device, progress: bool) -> dict:
     from coursekit.data import load_digits
     from coursekit.models import gan
-    cfg = gan.preset(recipe["preset"])
+    cfg = gan.GANConfig.preset(recipe["preset"])
     run = gan.train_gan(cfg, load_digits(seed=0).x_train, recipe["n_steps"], device=device,
-                        seed=recipe["seed"], show=progress, desc="digit-gan (first use)")
+                        seed=recipe["seed"], progress=progress, desc="digit-gan (first use)")
     return {"config": asdict(cfg), "state_dict": _cpu(run.generator.state_dict()),
             "history": _history_state(run.history)}
 
@@ -279,18 +292,18 @@ register(Entry(
 
 def _build_digit_diffusion(recipe: dict, device: torch.device, progress: bool) -> dict:
     from coursekit.data import load_digits
-    from coursekit.models.diffusion import DIFFUSION_PRESETS, to_model_range, train_diffusion
-    cfg = DIFFUSION_PRESETS[recipe["preset"]]
+    from coursekit.models.diffusion import DiffusionConfig, to_model_range, train_diffusion
+    cfg = DiffusionConfig.preset(recipe["preset"])
     run = train_diffusion(cfg, to_model_range(load_digits(seed=0).x_train), recipe["n_steps"],
-                          device=device, seed=recipe["seed"], show=progress,
+                          device=device, seed=recipe["seed"], progress=progress,
                           desc="digit-diffusion (first use)")
     return {"state_dict": _cpu(run.ema_model.state_dict()), "history": _history_state(run.history)}
 
 
 def _restore_digit_diffusion(state: dict, device: torch.device) -> Run:
-    from coursekit.models.diffusion import DIFFUSION_PRESETS, NoiseSchedule
+    from coursekit.models.diffusion import DiffusionConfig, NoiseSchedule
     from coursekit.models.unet import UNet
-    cfg = DIFFUSION_PRESETS["digits"]
+    cfg = DiffusionConfig.preset("digits")
     model = UNet(cfg.unet)
     model.load_state_dict(state["state_dict"], strict=True)
     run = Run(model.to(device).eval(), _history(state["history"]), cfg)

@@ -77,7 +77,7 @@ def test_scrubber_shows_images_and_accepts_a_run():
 
     x = torch.rand(300, 1, 8, 8)
     run = gan.train_gan(gan.preset("digits", hidden=4, batch_size=8), x, 4, snapshot_every=2,
-                        n_snapshot=16, show=False)
+                        n_snapshot=16, progress=False)
     w = snapshot_scrubber(run)
     assert w.current_step == 4 and w.error == ""
     png = w.png

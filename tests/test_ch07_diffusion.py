@@ -180,7 +180,7 @@ def test_the_lessons_training_loop_is_train_diffusion(lesson):
     """The lesson's loop (seed, schedule, model, Adam, EMA; then minibatch, loss, step, EMA)."""
     cfg = D.DIFFUSION_PRESETS["tiny"]
     x = torch.rand(50, 1, 8, 8) * 2 - 1
-    run = D.train_diffusion(cfg, x, 4, seed=0, show=False)
+    run = D.train_diffusion(cfg, x, 4, seed=0, progress=False)
     torch.manual_seed(0)
     schedule = D.NoiseSchedule.from_config(cfg)
     model = UNet(cfg.unet)

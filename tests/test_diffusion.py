@@ -163,7 +163,7 @@ def test_diffusion_loss_of_a_zero_predictor_is_about_one():
     assert loss.item() == pytest.approx(1.0, abs=0.01)   # E[eps^2] = 1
 
 
-def test_ema_update_is_a_convex_combination():
+def test_ema_update_is_a_convex_combination():   # diffusion re-exports the one EMA
     model = _Linear()
     ema = D.EMA(model, decay=0.9)
     with torch.no_grad():

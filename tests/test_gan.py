@@ -216,24 +216,37 @@ def test_sample_is_repeatable_gradient_free_and_restores_mode():
     assert not torch.equal(a, gan.sample(G, 5, seed=4))
 
 
-def test_ema_update_formula():
-    cfg = gan.preset("tiny")
+def test_ema_averages_parameters_and_copies_buffers():
+    from coursekit.models.ema import EMA
+    cfg = gan.preset("tiny", standardise=True)
     torch.manual_seed(0)
     G, _ = gan.make_gan(cfg)
-    G_ema = copy.deepcopy(G)
+    ema = EMA(G, 0.9)
     with torch.no_grad():
         for p in G.parameters():
             p.add_(1.0)
-    before = [p.clone() for p in G_ema.parameters()]
-    gan.ema_update(G_ema, G, 0.9)
-    for p_ema, p0, p in zip(G_ema.parameters(), before, G.parameters()):
+        G.scale.fill_(3.0)
+    before = [p.clone() for p in ema.model.parameters()]
+    ema.update(G)
+    for p_ema, p0, p in zip(ema.model.parameters(), before, G.parameters()):
         torch.testing.assert_close(p_ema, 0.9 * p0 + 0.1 * p)
+    assert ema.model.scale.item() == 3.0                  # a buffer follows the model
+    assert not any(p.requires_grad for p in ema.model.parameters())
+
+
+def test_train_gan_leaves_the_global_random_state_alone():
+    x, _ = ring_of_gaussians(200)
+    torch.manual_seed(11)
+    before = torch.get_rng_state()
+    run = gan.train_gan(gan.preset("tiny"), x, 3, seed=2, progress=False)
+    assert torch.equal(torch.get_rng_state(), before)
+    assert run.model is run.generator and run.config == gan.preset("tiny") and run.seconds > 0
 
 
 def test_train_gan_is_deterministic_and_records_snapshots():
     x, _ = ring_of_gaussians(500)
     runs = [gan.train_gan(gan.preset("tiny", pack=2), x, 20, seed=5, snapshot_every=5,
-                          n_snapshot=50, show=False) for _ in range(2)]
+                          n_snapshot=50, progress=False) for _ in range(2)]
     a, b = runs
     assert [s["step"] for s in a.snapshots] == [0, 5, 10, 15, 20]
     assert a.snapshots[-1]["samples"].shape == (50, 2)
@@ -245,9 +258,9 @@ def test_train_gan_is_deterministic_and_records_snapshots():
 
 def test_train_gan_standardises_the_data_for_mlp_nets():
     x, _ = ring_of_gaussians(500)
-    plain = gan.train_gan(gan.preset("tiny"), 10 * x, 2, show=False)
+    plain = gan.train_gan(gan.preset("tiny"), 10 * x, 2, progress=False)
     assert plain.generator.scale.item() == 1.0                 # off by default
-    run = gan.train_gan(gan.preset("tiny", standardise=True), 10 * x, 2, show=False)
+    run = gan.train_gan(gan.preset("tiny", standardise=True), 10 * x, 2, progress=False)
     for net in (run.generator, run.discriminator, run.raw_generator):
         assert net.scale.item() == pytest.approx(10 * x.std().item(), rel=1e-6)
     D = run.discriminator
@@ -258,7 +271,8 @@ def test_train_gan_standardises_the_data_for_mlp_nets():
 
 
 def test_train_digit_gan_entry_point():
-    G, history = gan.train_digit_gan(steps=3, show=False)
+    run = gan.train_digit_gan(3, progress=False)
+    G, history = run.model, run.history
     x = gan.sample(G, 4, seed=0)
     assert x.shape == (4, 1, 8, 8) and len(history["loss_d"]) == 3
     assert not G.training

@@ -114,6 +114,24 @@ def test_uncached_generation_equals_a_hand_written_loop():
     assert torch.equal(out, idx)
 
 
+def test_a_model_with_foreign_blocks_generates_without_the_cache():
+    """Lesson 06's exercise puts the learner's own blocks into a GPT: no cache for those."""
+    model = _model()
+    reference = model.generate(torch.tensor([[1, 2]]), 20, temperature=0)
+
+    class Plain(torch.nn.Module):      # a block that knows nothing of caches
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, x):
+            return self.inner(x)
+
+    model.blocks = torch.nn.ModuleList(Plain(b) for b in model.blocks)
+    assert not model.supports_cache
+    assert torch.equal(model.generate(torch.tensor([[1, 2]]), 20, temperature=0), reference)
+
+
 def test_generate_leaves_train_mode_and_rejects_bad_prompts():
     model = _model().train()
     model.generate(torch.tensor([[1]]), 3, temperature=0)

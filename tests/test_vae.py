@@ -193,20 +193,25 @@ def test_train_vae_lowers_the_validation_negative_elbo_and_is_repeatable():
     from coursekit.data import load_digits
     data = load_digits(seed=0)
     before = V.evaluate(V.VAE(NANO), data.x_val, _gen(0))["neg_elbo"]
-    model, history = V.train_vae(NANO, data, n_steps=150, lr=3e-3, eval_every=50, show=False)
+    torch.manual_seed(5)
+    state = torch.get_rng_state()
+    run = V.train_vae(NANO, data, n_steps=150, lr=3e-3, eval_every=50, progress=False)
+    assert torch.equal(torch.get_rng_state(), state)                # no global side effect
+    model, history = run.model, run.history
+    assert run.config == NANO and run.seconds > 0
     after = V.evaluate(model, data.x_val, _gen(0))
     assert after["neg_elbo"] < before - 8, (before, after)          # about 44 -> below 34 nats
     assert after["neg_elbo"] == pytest.approx(after["recon"] + after["kl"])
     assert len(history["loss"]) == 150 and len(history["val_neg_elbo"]) == 4  # steps 0, 50, 100, 149
     assert history.seconds_per_step > 0
-    again, _ = V.train_vae(NANO, data, n_steps=150, lr=3e-3, eval_every=50, show=False)
+    again = V.train_vae(NANO, data, n_steps=150, lr=3e-3, eval_every=50, progress=False).model
     for a, b in zip(model.parameters(), again.parameters()):
         assert torch.equal(a, b)
 
 
 def test_train_vae_accepts_a_plain_tensor_of_images():
     x = torch.rand(64, 1, 8, 8, generator=_gen(3))
-    model, history = V.train_vae(NANO, x, n_steps=5, batch_size=16, show=False)
+    history = V.train_vae(NANO, x, n_steps=5, batch_size=16, progress=False).history
     assert "val_recon" not in history.records and len(history["recon"]) == 5
 
 

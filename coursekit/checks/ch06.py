@@ -44,7 +44,7 @@ _GPT_MASK = ban("coursekit.models.gpt.causal_mask",
 _GPT_POSITIONS = ban("coursekit.models.gpt.sinusoidal_positions", "coursekit.models.gpt.GPT",
                      reason="coursekit's sinusoidal_positions (and the GPT that stores its table) "
                             "is the function this exercise asks you to write")
-_GPT_BLOCK = ban("coursekit.models.gpt.Block", "coursekit.models.gpt.MLP", "coursekit.models.gpt.GPT",
+_GPT_BLOCK = ban("coursekit.models.gpt.Block", "coursekit.models.gpt.FeedForward", "coursekit.models.gpt.GPT",
                  reason="coursekit's GPT block is the answer to this exercise; build yours from layers")
 _TORCH_LAYERS = ban("torch.nn.TransformerEncoderLayer", "torch.nn.TransformerDecoderLayer",
                     "torch.nn.Transformer",

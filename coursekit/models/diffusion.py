@@ -23,15 +23,19 @@ Equation numbers refer to the papers above.
 """
 from __future__ import annotations
 
-import copy
 import math
+import time
 from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
+from coursekit.models.ema import EMA
+from coursekit.models.presets import Presets
 from coursekit.models.unet import UNet, UNetConfig
+from coursekit.runtime import budget
+from coursekit.train import Run, train
 
 __all__ = [
     "DiffusionConfig", "DIFFUSION_PRESETS", "NoiseSchedule", "linear_betas", "cosine_betas",
@@ -46,7 +50,7 @@ __all__ = [
 # Configuration
 # ---------------------------------------------------------------------------------------
 @dataclass
-class DiffusionConfig:
+class DiffusionConfig(Presets):
     """Everything needed to build and train a diffusion model."""
 
     n_timesteps: int = 100        # T, the number of noising steps
@@ -62,12 +66,13 @@ class DiffusionConfig:
 
 # Tiny named presets: "tiny" is for tests, "digits" is the lesson's model on 8x8 digits,
 # "mnist" is an opt-in for 28x28 images (train it on a GPU).
-DIFFUSION_PRESETS: dict[str, DiffusionConfig] = {
+PRESETS: dict[str, DiffusionConfig] = {
     "tiny": DiffusionConfig(n_timesteps=50, batch_size=32, unet=UNetConfig(base_channels=8, time_dim=16,
                                                                            n_groups=4)),
     "digits": DiffusionConfig(),
     "mnist": DiffusionConfig(n_timesteps=1000, lr=2e-4, unet=UNetConfig(image_size=28, base_channels=32)),
 }
+DIFFUSION_PRESETS = PRESETS   # the name lesson 07 uses
 LESSON_STEPS, LESSON_STEPS_FAST = 1500, 30   # training steps of the lesson (default, fast mode)
 
 
@@ -234,29 +239,6 @@ def diffusion_loss(model: nn.Module, x0: torch.Tensor, alphas_cumprod: torch.Ten
         eps = torch.randn_like(x0)
     xt = q_sample(x0, t, alphas_cumprod, eps)
     return F.mse_loss(model(xt, t), eps)
-
-
-class EMA:
-    """An exponential moving average of a model's weights (DDPM samples from the average).
-
-    ``ema.update(model)`` after each optimiser step; ``ema.model`` is the averaged copy,
-    in eval mode, to sample from.
-    """
-
-    def __init__(self, model: nn.Module, decay: float = 0.995):
-        if not 0.0 <= decay < 1.0:
-            raise ValueError(f"decay must be in [0, 1), got {decay}")
-        self.decay = decay
-        self.model = copy.deepcopy(model).eval().requires_grad_(False)
-
-    @torch.no_grad()
-    def update(self, model: nn.Module) -> None:
-        """avg <- decay * avg + (1 - decay) * current, for every parameter and buffer."""
-        for avg, cur in zip(self.model.state_dict().values(), model.state_dict().values()):
-            if avg.is_floating_point():
-                avg.lerp_(cur, 1 - self.decay)
-            else:
-                avg.copy_(cur)
 
 
 # ---------------------------------------------------------------------------------------
@@ -473,74 +455,70 @@ def ddim_sample(model: nn.Module, schedule: NoiseSchedule, n: int = 64, n_steps:
 # Training
 # ---------------------------------------------------------------------------------------
 @dataclass
-class DiffusionRun:
-    """What ``train_diffusion`` returns."""
+class DiffusionRun(Run):
+    """What ``train_diffusion`` returns: ``model`` is the network as trained (last weights),
+    ``ema_model`` the averaged weights in eval mode (sample from this one)."""
 
-    model: nn.Module            # the network as trained (last weights)
-    ema_model: nn.Module        # the averaged weights, in eval mode: sample from this one
-    schedule: NoiseSchedule     # the schedule it was trained with, on the training device
-    history: object             # coursekit.History of the loss per step
-    seconds: float              # wall-clock time of the training loop
+    ema_model: nn.Module | None = None
+    schedule: NoiseSchedule | None = None   # the schedule it was trained with, on the training device
 
 
-def train_diffusion(cfg: DiffusionConfig, x0: torch.Tensor, n_steps: int, device=None, seed: int = 0,
-                    show: bool = True, desc: str = "diffusion") -> DiffusionRun:
+def train_diffusion(cfg: DiffusionConfig, data: torch.Tensor, n_steps: int, *, device=None,
+                    seed: int = 0, progress: bool = True, desc: str = "diffusion") -> DiffusionRun:
     """Train a U-Net to predict noise with L_simple (DDPM Algorithm 1), keeping an EMA copy.
 
     Each step: 1. draw a minibatch of images; 2. ``diffusion_loss`` (random t and eps);
     3. an Adam step; 4. update the moving average of the weights. This is the loop the
-    lesson writes out; it draws random numbers in the same order.
+    lesson writes out; it draws random numbers in the same order, from a stream seeded by
+    ``seed``; the global random state is left as it was.
 
     Args:
-        cfg: sizes and training settings (see ``DIFFUSION_PRESETS``).
-        x0: (N, C, H, W) training images in [-1, 1].
+        cfg: sizes and training settings (``DiffusionConfig.preset(...)``).
+        data: (N, C, H, W) training images x0 in [-1, 1].
         n_steps: number of steps; write it as ``coursekit.budget(...)`` in lessons.
         device: where to train (default CPU).
         seed: seeds the weights, minibatches, timesteps and noise.
+        progress: show a progress bar.
     Returns:
         A DiffusionRun.
     """
-    import time
-
-    from coursekit.train import train
-
     device = torch.device(device or "cpu")
-    torch.manual_seed(seed)
-    schedule = NoiseSchedule.from_config(cfg).to(device)
-    model = UNet(cfg.unet).to(device)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    ema = EMA(model, cfg.ema_decay)
-    x0 = x0.to(device)
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(seed)
+        schedule = NoiseSchedule.from_config(cfg).to(device)
+        model = UNet(cfg.unet).to(device)
+        opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+        ema = EMA(model, cfg.ema_decay)
+        x0 = data.to(device)
 
-    def train_step(step):
-        idx = torch.randint(0, len(x0), (cfg.batch_size,), device=device)     # 1. minibatch
-        loss = diffusion_loss(model, x0[idx], schedule.alphas_cumprod)      # 2. L_simple
-        opt.zero_grad()
-        loss.backward()
-        opt.step()                                                          # 3. Adam
-        ema.update(model)                                                   # 4. EMA
-        return loss
+        def train_step(step):
+            idx = torch.randint(0, len(x0), (cfg.batch_size,), device=device)     # 1. minibatch
+            loss = diffusion_loss(model, x0[idx], schedule.alphas_cumprod)      # 2. L_simple
+            opt.zero_grad()
+            loss.backward()
+            opt.step()                                                          # 3. Adam
+            ema.update(model)                                                   # 4. EMA
+            return loss
 
-    start = time.perf_counter()
-    history = train(train_step, n_steps, desc=desc, show=show)
-    return DiffusionRun(model, ema.model, schedule, history, time.perf_counter() - start)
+        start = time.perf_counter()
+        history = train(train_step, n_steps, desc=desc, show=progress)
+        seconds = time.perf_counter() - start
+    return DiffusionRun(model, history, cfg, seconds, ema_model=ema.model, schedule=schedule)
 
 
-def train_digit_diffusion(n_steps: int | None = None, device=None, seed: int = 0,
-                          show: bool = True) -> DiffusionRun:
+def train_digit_diffusion(n_steps: int | None = None, *, device=None, seed: int = 0,
+                          progress: bool = True) -> DiffusionRun:
     """The lesson's model: the "digits" preset trained on the 8x8 digits' training split.
 
     Args:
-        n_steps: training steps (default: the lesson's, ``coursekit.budget(2000, fast=30)``).
+        n_steps: training steps (default: the lesson's, ``coursekit.budget(LESSON_STEPS, fast=LESSON_STEPS_FAST)``).
     Returns:
         A DiffusionRun; ``from_model_range(ddim_sample(run.ema_model, run.schedule, n))``
         gives (n, 1, 8, 8) digits in [0, 1].
     """
     from coursekit.data import load_digits
-    from coursekit.runtime import budget
 
     n_steps = budget(LESSON_STEPS, fast=LESSON_STEPS_FAST) if n_steps is None else n_steps
     x0 = to_model_range(load_digits(seed=0).x_train)                       # (N, 1, 8, 8)
-    return train_diffusion(DIFFUSION_PRESETS["digits"], x0, n_steps, device=device, seed=seed,
-                           show=show, desc="digit diffusion")
-
+    return train_diffusion(PRESETS["digits"], x0, n_steps, device=device, seed=seed,
+                           progress=progress, desc="digit diffusion")

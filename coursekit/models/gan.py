@@ -15,22 +15,28 @@ Goodfellow et al., 2014). This file holds:
 * ``train_step`` (one update of D, then one of G), ``sample`` and ``train_gan``;
 * ``mode_stats``, the modes-covered / high-quality metric of the 2-D benchmarks
   ("VEEGAN", Srivastava et al., 2017), shared by the lesson, its checks and the benchmark;
-* ``train_digit_gan(steps, device, seed)``, the digit GAN other chapters compare with.
+* ``train_digit_gan(n_steps, device=..., seed=...)``, the digit GAN other chapters compare with
+  (``ck.zoo.load("digit-gan")`` caches it).
 
 Glossary: ``z`` noise (B, noise_dim); ``x`` real samples; ``x_fake = G(z)``;
 ``logits`` are D's raw scores, D(x) = sigmoid(logit) is the probability "real".
 """
 from __future__ import annotations
 
-import copy
 import math
+import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import torch
 from einops import rearrange
 from torch import nn
 from torch.nn import functional as F
+
+from coursekit.models.ema import EMA
+from coursekit.models.presets import Presets
+from coursekit.runtime import budget
+from coursekit.train import Run, train
 
 # ---------------------------------------------------------------------------------------
 # Configuration
@@ -38,7 +44,7 @@ from torch.nn import functional as F
 
 
 @dataclass
-class GANConfig:
+class GANConfig(Presets):
     """Everything that defines one GAN and how it is trained."""
 
     data_dim: int = 2                 # numbers in one sample: 2 for points, 64 for 8x8 digits
@@ -98,10 +104,8 @@ PRESETS: dict[str, GANConfig] = {
 
 
 def preset(name: str, **changes) -> GANConfig:
-    """A copy of one named configuration in ``PRESETS``, with optional field changes."""
-    if name not in PRESETS:
-        raise KeyError(f"no GAN preset {name!r}; presets: {', '.join(PRESETS)}")
-    return replace(PRESETS[name], **changes)
+    """``GANConfig.preset(name, **changes)``, kept for the lessons' ``gan.preset(...)``."""
+    return GANConfig.preset(name, **changes)
 
 
 # ---------------------------------------------------------------------------------------
@@ -287,20 +291,6 @@ def train_step(G: nn.Module, D: nn.Module, opt_g: torch.optim.Optimizer,
 
 
 @torch.no_grad()
-def ema_update(G_ema: nn.Module, G: nn.Module, decay: float) -> None:
-    """G_ema <- decay * G_ema + (1 - decay) * G, weights only; buffers are copied.
-
-    Averaging the generator's weights over the last few hundred steps cancels much of
-    the back-and-forth of adversarial training ("The Unusual Effectiveness of Averaging
-    in GAN Training", Yazici et al., 2019).
-    """
-    for p_ema, p in zip(G_ema.parameters(), G.parameters()):
-        p_ema.lerp_(p, 1.0 - decay)
-    for b_ema, b in zip(G_ema.buffers(), G.buffers()):
-        b_ema.copy_(b)
-
-
-@torch.no_grad()
 def sample(G: nn.Module, n: int, device=None, seed: int | None = None) -> torch.Tensor:
     """Draw ``n`` samples from the generator (in eval mode, without gradients).
 
@@ -323,82 +313,92 @@ def sample(G: nn.Module, n: int, device=None, seed: int | None = None) -> torch.
 
 
 @dataclass
-class GANRun:
-    """What ``train_gan`` returns."""
+class GANRun(Run):
+    """What ``train_gan`` returns: ``model`` is the generator to sample from (the
+    averaged one when ``cfg.ema > 0``), ``config`` the GANConfig."""
 
-    generator: nn.Module          # the averaged (EMA) generator when cfg.ema > 0, else G
-    discriminator: nn.Module
-    history: object               # coursekit.History of loss_d, loss_g, d_real, d_fake
+    discriminator: nn.Module | None = None
     snapshots: list[dict] = field(default_factory=list)  # {"step", "samples", "loss_d", "loss_g"}
     raw_generator: nn.Module | None = None  # the last G itself (before averaging)
 
+    @property
+    def generator(self) -> nn.Module:
+        """The generator to sample from (the same object as ``model``)."""
+        return self.model
 
-def train_gan(cfg: GANConfig, data: torch.Tensor, steps: int, device=None, seed: int = 0,
-              snapshot_every: int = 0, n_snapshot: int = 1000, show: bool = True,
+
+def train_gan(cfg: GANConfig, data: torch.Tensor, n_steps: int, *, device=None, seed: int = 0,
+              progress: bool = True, snapshot_every: int = 0, n_snapshot: int = 1000,
               desc: str = "GAN") -> GANRun:
-    """Train a GAN on ``data`` for ``steps`` steps of ``train_step``.
+    """Train a GAN on ``data`` for ``n_steps`` steps of ``train_step``.
+
+    The global random state is left as it was: the weights, minibatches and noise draw
+    from streams seeded by ``seed``.
 
     Args:
-        cfg: the configuration (see ``PRESETS``).
+        cfg: the configuration (``GANConfig.preset(...)``).
         data: the training set, (N, data_dim) points or (N, 1, H, W) images.
-        steps: number of steps; write it as ``coursekit.budget(...)`` in lessons.
+        n_steps: number of steps; write it as ``coursekit.budget(...)`` in lessons.
         device: where to train (default CPU).
         seed: seeds the weights, the minibatches and the noise.
+        progress: show a progress bar.
         snapshot_every: every this many steps, store ``n_snapshot`` samples of the
             (averaged) generator for the snapshot scrubber (0 = no snapshots).
-        show: show a progress bar.
     Returns:
-        A GANRun with the generator, discriminator, history and snapshots.
+        A GANRun: the generator (``model``), history, config, seconds, discriminator,
+        snapshots and the raw (not averaged) generator.
     """
-    from coursekit.train import train
-
     device = torch.device(device or "cpu")
-    torch.manual_seed(seed)
-    G, D = make_gan(cfg, device)
-    if cfg.output == "linear" and cfg.standardise:   # both networks see data in units of its std
-        with torch.no_grad():
-            G.scale.fill_(data.float().std().item())
-            D.scale.fill_(data.float().std().item())
-    G_ema = copy.deepcopy(G) if cfg.ema > 0 else G
-    island_params = list(G.latent.parameters())
-    other_params = [p for n, p in G.named_parameters() if not n.startswith("latent.")]
-    groups = [{"params": other_params}]
-    if island_params:
-        groups.append({"params": island_params, "lr": cfg.lr * cfg.island_lr})
-    opt_g = torch.optim.Adam(groups, lr=cfg.lr, betas=cfg.betas)
-    opt_d = torch.optim.Adam(D.parameters(), lr=cfg.lr, betas=cfg.betas)
-    schedules = []
-    if cfg.lr_decay:
-        def linear(step):
-            return max(0.0, 1.0 - step / max(steps, 1))
-        schedules = [torch.optim.lr_scheduler.LambdaLR(o, linear) for o in (opt_g, opt_d)]
-    data = data.to(device)
-    gen = torch.Generator(device="cpu").manual_seed(seed)
-    n_batch = cfg.batch_size * cfg.pack
-    snapshots: list[dict] = []
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(seed)
+        G, D = make_gan(cfg, device)
+        if cfg.output == "linear" and cfg.standardise:   # both networks see data in units of its std
+            with torch.no_grad():
+                G.scale.fill_(data.float().std().item())
+                D.scale.fill_(data.float().std().item())
+        ema = EMA(G, cfg.ema) if cfg.ema > 0 else None
+        G_avg = ema.model if ema is not None else G
+        island_params = list(G.latent.parameters())
+        other_params = [p for n, p in G.named_parameters() if not n.startswith("latent.")]
+        groups = [{"params": other_params}]
+        if island_params:
+            groups.append({"params": island_params, "lr": cfg.lr * cfg.island_lr})
+        opt_g = torch.optim.Adam(groups, lr=cfg.lr, betas=cfg.betas)
+        opt_d = torch.optim.Adam(D.parameters(), lr=cfg.lr, betas=cfg.betas)
+        schedules = []
+        if cfg.lr_decay:
+            def linear(step):
+                return max(0.0, 1.0 - step / max(n_steps, 1))
+            schedules = [torch.optim.lr_scheduler.LambdaLR(o, linear) for o in (opt_g, opt_d)]
+        data = data.to(device)
+        gen = torch.Generator(device="cpu").manual_seed(seed)
+        n_batch = cfg.batch_size * cfg.pack
+        snapshots: list[dict] = []
 
-    def snapshot(step, metrics):
-        x = sample(G_ema, n_snapshot, seed=seed + 1).cpu()
-        snapshots.append({"step": step, "samples": x, **metrics})
+        def snapshot(step, metrics):
+            x = sample(G_avg, n_snapshot, seed=seed + 1).cpu()
+            snapshots.append({"step": step, "samples": x, **metrics})
 
-    if snapshot_every:
-        snapshot(0, {"loss_d": float("nan"), "loss_g": float("nan")})
+        if snapshot_every:
+            snapshot(0, {"loss_d": float("nan"), "loss_g": float("nan")})
 
-    def step_fn(step):
-        idx = torch.randint(0, len(data), (n_batch,), generator=gen).to(device)
-        z = torch.randn(n_batch, cfg.noise_dim, generator=gen).to(device)
-        metrics = train_step(G, D, opt_g, opt_d, data[idx], z, cfg.loss)
-        for s in schedules:
-            s.step()
-        if G_ema is not G:
-            ema_update(G_ema, G, cfg.ema)
-        if snapshot_every and (step + 1) % snapshot_every == 0:
-            snapshot(step + 1, {"loss_d": metrics["loss_d"], "loss_g": metrics["loss_g"]})
-        return metrics
+        def step_fn(step):
+            idx = torch.randint(0, len(data), (n_batch,), generator=gen).to(device)
+            z = torch.randn(n_batch, cfg.noise_dim, generator=gen).to(device)
+            metrics = train_step(G, D, opt_g, opt_d, data[idx], z, cfg.loss)
+            for s in schedules:
+                s.step()
+            if ema is not None:
+                ema.update(G)
+            if snapshot_every and (step + 1) % snapshot_every == 0:
+                snapshot(step + 1, {"loss_d": metrics["loss_d"], "loss_g": metrics["loss_g"]})
+            return metrics
 
-    history = train(step_fn, steps, desc=desc, show=show)
-    G_ema.eval()
-    return GANRun(G_ema, D, history, snapshots, raw_generator=G)
+        start = time.perf_counter()
+        history = train(step_fn, n_steps, desc=desc, show=progress)
+        seconds = time.perf_counter() - start
+    G_avg.eval()
+    return GANRun(G_avg, history, cfg, seconds, discriminator=D, snapshots=snapshots, raw_generator=G)
 
 
 # ---------------------------------------------------------------------------------------
@@ -450,32 +450,30 @@ def mode_stats(samples: torch.Tensor, centres: torch.Tensor, std: float, n_std: 
 # ---------------------------------------------------------------------------------------
 
 
-def train_digit_gan(steps: int | None = None, device=None, seed: int = 0,
-                    show: bool = True) -> tuple[nn.Module, object]:
+def train_digit_gan(n_steps: int | None = None, *, device=None, seed: int = 0,
+                    progress: bool = True) -> GANRun:
     """Train the "digits" preset on the training split of the 8x8 digits.
 
     Args:
-        steps: training steps (default ``coursekit.budget(3000, fast=30)``).
+        n_steps: training steps (default ``coursekit.budget(3000, fast=30)``).
         device: where to train (default CPU).
         seed: seeds the weights, minibatches and noise.
     Returns:
-        (generator, history): the averaged generator in eval mode, whose
-        ``sample(G, n)`` gives (n, 1, 8, 8) images in [0, 1], and the training History.
+        A GANRun whose ``model`` is the averaged generator in eval mode:
+        ``sample(run.model, n)`` gives (n, 1, 8, 8) images in [0, 1].
     """
     from coursekit.data import load_digits
-    from coursekit.runtime import budget
 
-    steps = budget(3000, fast=30) if steps is None else steps
+    n_steps = budget(3000, fast=30) if n_steps is None else n_steps
     x = load_digits(seed=0).x_train                                     # (N, 1, 8, 8)
-    run = train_gan(PRESETS["digits"], x, steps, device=device, seed=seed, show=show,
-                    desc="digit GAN")
-    return run.generator, run.history
+    return train_gan(PRESETS["digits"], x, n_steps, device=device, seed=seed, progress=progress,
+                     desc="digit GAN")
 
 
 __all__ = [
     "GANConfig", "PRESETS", "preset", "mlp", "IslandLatent", "MLPGenerator", "MLPDiscriminator",
     "make_gan", "discriminator_loss",
     "generator_loss_minimax", "generator_loss_nonsaturating", "GENERATOR_LOSSES", "pack",
-    "train_step", "ema_update", "sample", "GANRun", "train_gan", "ModeStats", "mode_stats",
+    "train_step", "sample", "GANRun", "train_gan", "ModeStats", "mode_stats",
     "train_digit_gan",
 ]

@@ -25,9 +25,12 @@ import torch.nn as nn
 import torch.nn.functional as F
 from einops import rearrange
 
+from coursekit.models.embeddings import sinusoidal_embedding
+from coursekit.models.presets import Presets
+
 
 @dataclass
-class GPTConfig:
+class GPTConfig(Presets):
     """Sizes and switches of a GPT. ``GPTConfig.preset(name, vocab_size=...)`` gives a named size."""
 
     vocab_size: int = 65          # number of distinct tokens (V)
@@ -51,22 +54,15 @@ class GPTConfig:
         if self.vocab_size < 1 or self.block_size < 1:
             raise ValueError("vocab_size and block_size must be positive")
 
-    @classmethod
-    def preset(cls, name: str, **overrides) -> "GPTConfig":
-        """A named size from ``PRESETS`` with some fields changed, e.g. ``vocab_size=...``."""
-        if name not in PRESETS:
-            raise KeyError(f"no preset {name!r}; presets: {list(PRESETS)}")
-        return cls(**{**PRESETS[name], **overrides})
-
 
 # Tiny named sizes (parameter counts for a 65-token vocabulary, weights tied).
-PRESETS: dict[str, dict] = {
-    "gpt-pico": dict(n_layer=2, n_head=2, n_embd=32, block_size=32),     # ~27 K: unit tests
-    "gpt-nano": dict(n_layer=3, n_head=4, n_embd=64, block_size=64),     # ~0.16 M: seconds
-    "gpt-micro": dict(n_layer=4, n_head=4, n_embd=128, block_size=64),   # ~0.8 M: minutes on CPU
-    "gpt-mini": dict(n_layer=6, n_head=6, n_embd=192, block_size=128),   # ~2.7 M: a GPU helps
+PRESETS: dict[str, GPTConfig] = {
+    "gpt-pico": GPTConfig(n_layer=2, n_head=2, n_embd=32, block_size=32),     # ~27 K: unit tests
+    "gpt-nano": GPTConfig(n_layer=3, n_head=4, n_embd=64, block_size=64),     # ~0.16 M: seconds
+    "gpt-micro": GPTConfig(n_layer=4, n_head=4, n_embd=128, block_size=64),   # ~0.8 M: minutes on CPU
+    "gpt-mini": GPTConfig(n_layer=6, n_head=6, n_embd=192, block_size=128),   # ~2.7 M: a GPU helps
     # lesson 06's model, the course's story model (ck.zoo "story-gpt"): ~0.35 M, a minute on CPU
-    "story": dict(n_layer=3, n_head=4, n_embd=96, block_size=128),
+    "story": GPTConfig(n_layer=3, n_head=4, n_embd=96, block_size=128),
 }
 
 
@@ -75,7 +71,8 @@ PRESETS: dict[str, dict] = {
 def sinusoidal_positions(block_size: int, n_embd: int) -> torch.Tensor:
     """The fixed positional encoding of Vaswani et al. (2017), section 3.5.
 
-    PE[pos, 2i] = sin(pos / 10000^(2i / C)) and PE[pos, 2i + 1] = cos(pos / 10000^(2i / C)).
+    PE[pos, 2i] = sin(pos / 10000^(2i / C)) and PE[pos, 2i + 1] = cos(pos / 10000^(2i / C))
+    (``coursekit.models.embeddings.sinusoidal_embedding``, interleaved).
 
     Args:
         block_size: number of positions T.
@@ -85,11 +82,7 @@ def sinusoidal_positions(block_size: int, n_embd: int) -> torch.Tensor:
     """
     if n_embd % 2:
         raise ValueError(f"sinusoidal positions need an even width, got {n_embd}")
-    pos = torch.arange(block_size, dtype=torch.float32)[:, None]            # (T, 1)
-    inv_freq = 10000.0 ** (-torch.arange(0, n_embd, 2, dtype=torch.float32) / n_embd)  # (C/2,)
-    angles = pos * inv_freq                                                  # (T, C/2)
-    pe = torch.stack([angles.sin(), angles.cos()], dim=-1)                   # (T, C/2, 2)
-    return rearrange(pe, "t half two -> t (half two)")                       # (T, C): sin, cos, sin, ...
+    return sinusoidal_embedding(torch.arange(block_size), n_embd)            # (T, C): sin, cos, sin, ...
 
 
 # --- attention -----------------------------------------------------------------------
@@ -176,8 +169,8 @@ class CausalSelfAttention(nn.Module):
         return (y, att) if return_attention else y
 
 
-class MLP(nn.Module):
-    """The position-wise feed-forward network: C -> 4C -> GELU -> C."""
+class FeedForward(nn.Module):
+    """The block's position-wise feed-forward network (its "MLP"): C -> 4C -> GELU -> C."""
 
     def __init__(self, config: GPTConfig):
         super().__init__()
@@ -203,7 +196,7 @@ class Block(nn.Module):
         self.ln1 = _layer_norm(config)
         self.attn = CausalSelfAttention(config)
         self.ln2 = _layer_norm(config)
-        self.mlp = MLP(config)
+        self.mlp = FeedForward(config)
 
     def forward(self, x: torch.Tensor, return_attention: bool = False,
                 cache: "KVCache | None" = None, layer: int = 0):
@@ -290,6 +283,11 @@ class GPT(nn.Module):
         """An empty key-value cache for ``forward(idx, cache=...)`` (see ``coursekit.sampling``)."""
         return KVCache(self.config.n_layer)
 
+    @property
+    def supports_cache(self) -> bool:
+        """False when a block was swapped for one that knows no cache (a learner's own)."""
+        return all(isinstance(block, Block) for block in self.blocks)
+
     def embed(self, idx: torch.Tensor, start: int = 0) -> torch.Tensor:
         """Token ids (B, T) at positions start .. start + T - 1 -> embeddings (B, T, C).
 
@@ -325,7 +323,7 @@ class GPT(nn.Module):
         """
         x = self.embed(idx, start=cache.length if cache is not None else 0)  # (B, T, C)
         for i, block in enumerate(self.blocks):
-            x = block(x, cache=cache, layer=i)                               # (B, T, C)
+            x = block(x) if cache is None else block(x, cache=cache, layer=i)  # (B, T, C)
         logits = self.head(self.ln_f(x))                                     # (B, T, V)
         loss = None
         if targets is not None:

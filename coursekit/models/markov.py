@@ -32,9 +32,11 @@ from dataclasses import dataclass
 
 import torch
 
+from coursekit.models.presets import Presets
+
 
 @dataclass
-class MarkovConfig:
+class MarkovConfig(Presets):
     """Settings of a character-level Markov chain."""
 
     order: int = 3         # k: how many previous characters the next one depends on

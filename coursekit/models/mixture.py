@@ -33,9 +33,11 @@ from dataclasses import dataclass
 import torch
 from einops import einsum, rearrange
 
+from coursekit.models.presets import Presets
+
 
 @dataclass
-class MixtureConfig:
+class MixtureConfig(Presets):
     """Settings of a Gaussian mixture and its EM fit."""
 
     n_components: int = 8  # K: how many Gaussian bumps

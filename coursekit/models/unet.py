@@ -15,7 +15,6 @@ Sizes: images are (B, C, H, W) with H = W divisible by 4 (8x8 digits by default;
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
@@ -23,9 +22,12 @@ from einops import rearrange
 from torch import nn
 from torch.nn import functional as F
 
+from coursekit.models.embeddings import sinusoidal_embedding
+from coursekit.models.presets import Presets
+
 
 @dataclass
-class UNetConfig:
+class UNetConfig(Presets):
     """Sizes of the U-Net."""
 
     image_size: int = 8       # height = width of the images; must be divisible by 4
@@ -37,12 +39,13 @@ class UNetConfig:
 
 # Tiny named presets. "nano" is for tests; "digits" is the lesson's network (about 130k
 # parameters); "mnist" and "rgb32" are opt-ins for larger images (train them on a GPU).
-UNET_PRESETS: dict[str, UNetConfig] = {
+PRESETS: dict[str, UNetConfig] = {
     "nano": UNetConfig(base_channels=8, time_dim=16, n_groups=4),
     "digits": UNetConfig(),
     "mnist": UNetConfig(image_size=28, base_channels=32),
     "rgb32": UNetConfig(image_size=32, in_channels=3, base_channels=32),
 }
+UNET_PRESETS = PRESETS   # the name the diffusion tests use
 
 
 def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10_000.0) -> torch.Tensor:
@@ -53,12 +56,9 @@ def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10_000.0) 
         dim: embedding size (even).
     Returns:
         (B, dim) tensor: [cos(t * w_k), sin(t * w_k)] for dim/2 frequencies w_k
-        spaced geometrically from 1 down to 1/max_period.
+        spaced geometrically from 1 down to 1/max_period (``sinusoidal_embedding``).
     """
-    half = dim // 2
-    freqs = torch.exp(-math.log(max_period) * torch.arange(half, device=t.device) / half)  # (dim/2,)
-    angles = t.float()[:, None] * freqs[None, :]                                          # (B, dim/2)
-    return torch.cat([torch.cos(angles), torch.sin(angles)], dim=1)                        # (B, dim)
+    return sinusoidal_embedding(t, dim, max_period, layout="cos-sin")                      # (B, dim)
 
 
 class ResBlock(nn.Module):

@@ -22,26 +22,29 @@ Salakhutdinov, 2015), which measures how loose the bound is.
 Typical use::
 
     from coursekit.models.vae import VAEConfig, train_vae
-    vae, history = train_vae(VAEConfig.preset("digits-2d"), n_steps=2500)
-    images = vae.sample(64)                  # (64, 1, 8, 8): probabilities of ink in [0, 1]
-    mu = vae.encode(data.x_val)              # (N, 2): the latent map
+    run = train_vae(VAEConfig.preset("digits-2d"), n_steps=2500)   # run.model, run.history
+    images = run.model.sample(64)                  # (64, 1, 8, 8): probabilities of ink in [0, 1]
+    mu = run.model.encode(data.x_val)              # (N, 2): the latent map
     x_bin = binarise(data.x_val, torch.Generator().manual_seed(0))
-    log_px = log_likelihood(vae, x_bin, n_samples=1000)   # (N,) nats per image
+    log_px = log_likelihood(run.model, x_bin, n_samples=1000)   # (N,) nats per image
 """
 from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import torch
 from einops import rearrange
 from torch import nn
 from torch.nn import functional as F
 
+from coursekit.models.presets import Presets
+from coursekit.train import History, Run, train
+
 
 @dataclass
-class VAEConfig:
+class VAEConfig(Presets):
     """Sizes of a fully connected VAE for small square greyscale images."""
 
     image_size: int = 8   # images are (1, image_size, image_size); the model is of 0/1 pixels
@@ -52,13 +55,6 @@ class VAEConfig:
     def n_pixels(self) -> int:
         """Pixels per image (the encoder's input size, the decoder's output size)."""
         return self.image_size * self.image_size
-
-    @classmethod
-    def preset(cls, name: str, **overrides) -> "VAEConfig":
-        """A named configuration from ``PRESETS``, with fields optionally overridden."""
-        if name not in PRESETS:
-            raise KeyError(f"no VAE preset {name!r}; presets: {sorted(PRESETS)}")
-        return replace(PRESETS[name], **overrides)
 
 
 PRESETS: dict[str, VAEConfig] = {
@@ -294,32 +290,33 @@ def log_likelihood(model: VAE, x: torch.Tensor, n_samples: int = 1000,
     return torch.logsumexp(log_w, 0) - math.log(n_samples)
 
 
-def train_vae(config: VAEConfig | None = None, data=None, n_steps: int = 2500,
-              batch_size: int = 128, lr: float = 3e-3, beta: float = 1.0, seed: int = 0,
-              device: torch.device | str | None = None, eval_every: int = 100,
-              show: bool = True):
+def train_vae(cfg: VAEConfig | None = None, data=None, n_steps: int = 2500, *,
+              device: torch.device | str | None = None, seed: int = 0, progress: bool = True,
+              batch_size: int = 128, lr: float = 3e-3, beta: float = 1.0,
+              eval_every: int = 100) -> Run:
     """Train a VAE on the 8x8 digits (or any (N, 1, H, W) images in [0, 1]).
 
+    The global random state is left as it was.
+
     Args:
-        config: model sizes (default ``VAEConfig()``: 2-D latent).
+        cfg: model sizes (default ``VAEConfig()``: 2-D latent).
         data: a ``coursekit.data.DigitSplit`` (default ``load_digits()``), or a tensor of
             training images (N, 1, H, W) in [0, 1]; every batch is binarised afresh
             (``binarise``), so the model learns 0/1 images whose mean is the grey digit.
         n_steps: optimisation steps (write it with ``coursekit.budget``).
+        device: where to train (default: the CPU).
+        seed: seeds the weights, the mini-batches and the noise eps.
+        progress: show a progress bar.
         batch_size, lr: Adam mini-batch size and learning rate.
         beta: weight of the KL term (1 for a plain VAE).
-        seed: seeds the weights, the mini-batches and the noise eps.
-        device: where to train (default: the CPU).
         eval_every: log the validation ELBO parts every this many steps (when a
             validation split is given).
-        show: show a progress bar.
     Returns:
-        (model, history): the trained VAE in eval mode and a ``coursekit.History`` with
-        "loss", "recon", "kl" per step (and "val_recon", "val_kl", "val_neg_elbo"),
-        plus ``history.seconds_per_step``.
+        A ``Run``: the trained VAE in eval mode (``model``), a ``History`` with "loss",
+        "recon", "kl" per step (and "val_recon", "val_kl", "val_neg_elbo") and
+        ``history.seconds_per_step`` (validation excluded), the config, the seconds.
     """
-    from coursekit.train import History, train
-
+    config = cfg
     config = config or VAEConfig()
     if data is None:
         from coursekit.data import load_digits
@@ -356,8 +353,9 @@ def train_vae(config: VAEConfig | None = None, data=None, n_steps: int = 2500,
         return {"loss": loss.item(), "recon": recon.item(), "kl": kl.item()}
 
     start = time.perf_counter()
-    train(step, n_steps, desc=f"VAE (latent {config.n_latent})", history=history, show=show)
+    train(step, n_steps, desc=f"VAE (latent {config.n_latent})", history=history, show=progress)
+    seconds = time.perf_counter() - start
     # time per optimisation step, validation excluded
-    history.seconds_per_step = (time.perf_counter() - start - eval_seconds) / max(n_steps, 1)
+    history.seconds_per_step = (seconds - eval_seconds) / max(n_steps, 1)
     model.eval()
-    return model, history
+    return Run(model, history, config, seconds)
