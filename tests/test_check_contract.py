@@ -18,7 +18,7 @@ import pytest
 from coursekit.checks import CheckFailure
 from nbtools import ROOT, notebook
 
-CHAPTERS = [f"ch{n:02d}" for n in range(8)]
+CHAPTERS = [f"ch{n:02d}" for n in range(9)]
 
 
 def _table(chapter: str):

@@ -13,3 +13,7 @@ __all__ = [
     "make_moons", "ring_of_gaussians", "ring_centers", "grid_of_gaussians", "grid_centers",
     "spirals", "two_blobs", "StoryWorld", "story_corpus", "load_shakespeare",
 ]
+
+# chapter 08: the byte-level BPE and word tokenizers register their kinds ("bpe", "word")
+# with tokenizer_from_state; stdlib and torch only, so this stays light
+import coursekit.tokenizers  # noqa: E402,F401

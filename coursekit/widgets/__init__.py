@@ -17,6 +17,8 @@ _WIDGETS = {
     "latent_grid_explorer": "latent",
     "attention_viewer": "attention",
     "timestep_scrubber": "diffusion",
+    "sampling_explorer": "sampling",
+    "tokenizer_explorer": "tokenizer",
 }
 
 
