@@ -8,10 +8,10 @@
    partly answered or wrong ones, unanswered ones, and broken ones (a syntax error,
    not JSON, 0 bytes).
 2. Grade it with ``coursekit.authoring.grade.grade`` (workers started inside the timing).
-3. Grade the same files with ``nbgrader autograde`` (nbgrader installed with pip into
-   a separate virtual environment, by default ``~/.cache/coursekit/bench-nbgrader-venv``,
-   made on the first run; never a project dependency). Its kernels run this
-   interpreter (torch and coursekit), through a ``python3`` kernelspec override.
+3. Grade the same files with ``nbgrader autograde`` (nbgrader 0.9.6 in its own virtual
+   environment, made on the first run and shared with tests/test_nbgrader.py: see
+   tests/nbgrader_env.py; never a project dependency). Its kernels run this interpreter
+   (torch and coursekit), through a ``python3`` kernelspec override.
 4. Print both throughputs, their ratio, and whether the scores agree per check cell on
    every submission that both could grade. The last line is one JSON object.
 
@@ -25,10 +25,8 @@ import json
 import os
 import random
 import shutil
-import subprocess
 import sys
 import tempfile
-import textwrap
 import time
 from pathlib import Path
 
@@ -40,8 +38,8 @@ sys.path.insert(0, str(ROOT / "tests"))
 from coursekit.authoring.release import (BEGIN_SOLUTION, END_SOLUTION, make_exercise,  # noqa: E402
                                          nbgrader_meta)
 from coursekit.authoring.grade import Settings, grade  # noqa: E402
+from nbgrader_env import NbgraderCourse, default_venv, nbgrader_venv  # noqa: E402
 
-NBGRADER_SPEC = "nbgrader>=0.9,<0.10"
 ASSIGNMENT = "ps1"
 
 
@@ -108,76 +106,25 @@ def run_coursekit(subs: dict[str, Path], solutions: Path, out: Path, jobs: int,
 
 
 # -- 3. nbgrader autograde --------------------------------------------------------------------
-def nbgrader_venv(path: Path) -> Path:
-    """The benchmark's own virtual environment with nbgrader (made once)."""
-    python = path / "bin" / "python"
-    if python.exists() and subprocess.run([str(python), "-c", "import nbgrader"],
-                                          capture_output=True).returncode == 0:
-        return python
-    print(f"installing {NBGRADER_SPEC} into {path} (first run only) ...", flush=True)
-    subprocess.run([sys.executable, "-m", "venv", "--clear", str(path)], check=True)
-    subprocess.run([str(python), "-m", "pip", "install", "-q", NBGRADER_SPEC], check=True)
-    return python
-
-
-SCORES = textwrap.dedent("""
-    import json, sys
-    from nbgrader.api import Gradebook, MissingEntry
-    db, notebook = sys.argv[1], sys.argv[2]
-    scores = {}
-    with Gradebook(db) as gb:
-        for student in gb.students:
-            try:
-                nb = gb.find_submission_notebook(notebook, "ps1", student.id)
-            except MissingEntry:
-                continue
-            scores[student.id] = {g.name: [g.auto_score, g.score] for g in nb.grades}
-    print(json.dumps(scores))
-""")
-
-
 def run_nbgrader(python: Path, subs: dict[str, Path], solution: Path, work: Path,
                  cell_timeout: int) -> tuple[float, dict, str]:
-    course = work / "nbgrader-course"
-    (course / "source" / ASSIGNMENT).mkdir(parents=True)
-    shutil.copy(solution, course / "source" / ASSIGNMENT / solution.name)
+    course = NbgraderCourse(python, work / "nbgrader-course", cell_timeout,
+                            env={"COURSEKIT_FAST": "1"})
+    course.add_source(ASSIGNMENT, solution)
     for learner, path in subs.items():
-        target = course / "submitted" / learner / ASSIGNMENT
-        target.mkdir(parents=True)
-        shutil.copy(path, target / solution.name)
-    db = f"sqlite:///{course / 'gradebook.db'}"
-    (course / "nbgrader_config.py").write_text(textwrap.dedent(f"""
-        c = get_config()
-        c.CourseDirectory.course_id = "coursekit-bench"
-        c.CourseDirectory.root = {str(course)!r}
-        c.CourseDirectory.db_url = {db!r}
-        c.Execute.timeout = {cell_timeout}
-        c.ExecutePreprocessor.timeout = {cell_timeout}
-    """))
-    kernels = work / "jupyter" / "kernels" / "python3"      # kernels run this interpreter
-    kernels.mkdir(parents=True)
-    (kernels / "kernel.json").write_text(json.dumps({
-        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-        "display_name": "Python 3 (coursekit)", "language": "python"}))
-    bin_dir = python.parent     # nbgrader runs `alembic` from PATH
-    env = dict(os.environ, JUPYTER_PATH=str(work / "jupyter"), COURSEKIT_FAST="1",
-               MPLBACKEND="Agg", JUPYTER_CONFIG_DIR=str(work / "jupyter-config"),
-               PATH=f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}")
-    setup = subprocess.run([str(bin_dir / "nbgrader"), "generate_assignment", ASSIGNMENT,
-                            "--force"], cwd=course, env=env, capture_output=True, text=True)
+        course.submit(learner, ASSIGNMENT, path)
+    setup = course.generate(ASSIGNMENT)
     if setup.returncode:
         raise RuntimeError("nbgrader generate_assignment failed:\n" + setup.stderr[-3000:])
     start = time.perf_counter()
-    proc = subprocess.run([str(bin_dir / "nbgrader"), "autograde", ASSIGNMENT, "--create",
-                           "--force"], cwd=course, env=env, capture_output=True, text=True)
+    proc = course.autograde(ASSIGNMENT)
     seconds = time.perf_counter() - start
     if "Traceback" in proc.stderr and "autograde" not in proc.stderr:
         print(proc.stderr[-3000:], file=sys.stderr)
-    scores = subprocess.run([str(python), "-c", SCORES, db, solution.stem], env=env,
-                            capture_output=True, text=True, check=True).stdout
-    version = subprocess.run([str(python), "-c", "import nbgrader; print(nbgrader.__version__)"],
-                             capture_output=True, text=True).stdout.strip()
-    return seconds, json.loads(scores), version
+    scores = {learner: {gid: [auto, score] for gid, (auto, score, *_) in cells.items()}
+              for learner, notebooks in course.scores(ASSIGNMENT).items()
+              for name, cells in notebooks.items() if name == solution.stem}
+    return seconds, scores, course.version()
 
 
 # -- 4. comparison -----------------------------------------------------------------------
@@ -209,8 +156,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("-n", type=int, default=60, help="submissions in the class (default 60)")
     parser.add_argument("--jobs", type=int, default=0, help="coursekit workers (default: cores)")
     parser.add_argument("--cell-timeout", type=int, default=120)
-    parser.add_argument("--nbgrader-venv", default=str(Path.home() / ".cache" / "coursekit"
-                                                       / "bench-nbgrader-venv"))
+    parser.add_argument("--nbgrader-venv", default=str(default_venv()),
+                        help="nbgrader's virtual environment (made on first use)")
     parser.add_argument("--skip-nbgrader", action="store_true")
     parser.add_argument("--keep", action="store_true", help="keep the work folder (printed)")
     args = parser.parse_args(argv)
@@ -238,7 +185,7 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"coursekit grade:     {ours_s:7.1f} s  {figures['coursekit_per_minute']:7.1f} "
               f"submissions/minute ({jobs} workers)", flush=True)
         if not args.skip_nbgrader:
-            python = nbgrader_venv(Path(args.nbgrader_venv))
+            python = nbgrader_venv(Path(args.nbgrader_venv), quiet=False)
             theirs_s, theirs, version = run_nbgrader(python, subs, solution, work,
                                                      args.cell_timeout)
             theirs = graded_by_nbgrader(theirs)

@@ -15,9 +15,14 @@ def _course_dir(name: str) -> Path:
 
 
 def cmd_release(args) -> int:
-    from coursekit.authoring.release import ReleaseError, release
+    import nbformat
+
+    from coursekit.authoring.release import ReleaseError, nbgrader_problems, release
 
     solutions = Path(args.solutions) if args.solutions else _course_dir("solutions")
+    for path in sorted(solutions.glob("*.ipynb")):
+        for problem in nbgrader_problems(nbformat.read(path, as_version=4)):
+            print(f"coursekit release: warning: {path.name}, {problem}", file=sys.stderr)
     exercises = Path(args.exercises) if args.exercises else solutions.parent / "exercises"
     try:
         stale = release(solutions, exercises, check=args.check)
@@ -61,12 +66,14 @@ def cmd_grade(args) -> int:
         shard = (k, n)
     try:
         rows = grade([Path(p) for p in args.submissions], Path(args.out), settings,
-                     progress=not args.quiet, shard=shard)
+                     progress=not args.quiet, shard=shard,
+                     marks=Path(args.manual) if args.manual else None)
     except ValueError as err:
         print(f"coursekit grade: {err}", file=sys.stderr)
         return 2
     for row in rows:
-        print(f"{row.learner:>16}  {row.notebook:<40} {row.total:g} / {row.max_total:g}")
+        waiting = f"  ({row.awaiting_points:g} awaiting a person)" if row.awaiting else ""
+        print(f"{row.learner:>16}  {row.notebook:<40} {row.total:g} / {row.max_total:g}{waiting}")
     print(f"wrote {Path(args.out) / 'gradebook.csv'} and {Path(args.out) / 'summary.md'}")
     return 0
 
@@ -75,7 +82,8 @@ def cmd_merge(args) -> int:
     from coursekit.authoring.gradebook import merge
 
     try:
-        rows = merge([Path(p) for p in args.shards], Path(args.out))
+        rows = merge([Path(p) for p in args.shards], Path(args.out),
+                     marks=Path(args.manual) if args.manual else None)
     except ValueError as err:
         print(f"coursekit gradebook merge: {err}", file=sys.stderr)
         return 2
@@ -132,6 +140,9 @@ def build_parser() -> argparse.ArgumentParser:
                                     "$COURSEKIT_GRADING_SECRET, else one kept in OUT/.grading-secret)")
     p.add_argument("--shard", help="grade shard K of N of the submissions, e.g. 2/8 (every shard "
                                    "gets the same list and --secret; merge with `coursekit gradebook merge`)")
+    p.add_argument("--manual", metavar="MARKS.csv",
+                   help="marks of the written answers: a CSV with columns learner, notebook, "
+                        "grade_id, points, comment (start from OUT/marks-template.csv)")
     p.set_defaults(func=cmd_grade)
 
     p = sub.add_parser("gradebook", help="work with graded folders")
@@ -139,6 +150,8 @@ def build_parser() -> argparse.ArgumentParser:
     m = gsub.add_parser("merge", help="join the --out folders of sharded runs into one gradebook")
     m.add_argument("shards", nargs="+", help="the --out folders of `coursekit grade --shard K/N`")
     m.add_argument("--out", required=True, help="folder for the merged gradebook.csv, summary.md, feedback/")
+    m.add_argument("--manual", metavar="MARKS.csv",
+                   help="marks of the written answers (as for `coursekit grade --manual`)")
     m.set_defaults(func=cmd_merge)
 
     p = sub.add_parser("html", help="render the lesson notebooks to static HTML with an index")

@@ -4,7 +4,8 @@ Two chapters: ``99_toy.ipynb`` (plain Python, check code written inline in the c
 cells) and ``98_tensors.ipynb`` (torch: a function and an ``nn.Module`` class, checks
 that call ``ck.checks.assertions`` through the ``ck`` module the way chapter checks
 call ``ck.checks.chNN``, a hidden test, and a check that draws from the global random
-generator). ``coursekit grade`` and the benchmark use them.
+generator). ``coursekit grade`` and the benchmark use them. ``make_course(written=True)``
+adds a written answer to the toy chapter (a markdown cell a person marks, worth 2).
 """
 from __future__ import annotations
 
@@ -100,7 +101,17 @@ def meta_check(gid: str, points: float) -> dict:
                          "points": points, "schema_version": 3}, "tags": ["check"]}
 
 
-def solution_notebook():
+WRITTEN_ANSWER = """### BEGIN SOLUTION
+Doubling is linear and squaring is not: double(a + b) = double(a) + double(b).
+### END SOLUTION"""
+
+
+def meta_written(gid: str, points: float) -> dict:
+    return {"nbgrader": {"grade": True, "solution": True, "locked": False, "grade_id": gid,
+                         "points": points, "schema_version": 3}}
+
+
+def solution_notebook(written: bool = False):
     v4 = nbformat.v4
     cells = [
         v4.new_markdown_cell("# Toy exercises\nWrite `double` and `square`."),
@@ -111,6 +122,9 @@ def solution_notebook():
         v4.new_code_cell(ANSWER_SQUARE, metadata=meta_answer("square_answer")),
         v4.new_code_cell(CHECK_SQUARE, metadata=meta_check("check_square", 1)),
     ]
+    if written:
+        cells += [v4.new_markdown_cell("In one sentence: which of the two is linear?"),
+                  v4.new_markdown_cell(WRITTEN_ANSWER, metadata=meta_written("linear_answer", 2))]
     nb = v4.new_notebook(cells=cells)
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     return nb
@@ -132,10 +146,10 @@ def tensor_solution_notebook():
     return nb
 
 
-def make_course(root: Path, name: str = "99_toy.ipynb") -> tuple[Path, Path]:
+def make_course(root: Path, name: str = "99_toy.ipynb", written: bool = False) -> tuple[Path, Path]:
     """Write root/solutions/NAME and its released root/exercises/NAME."""
     (root / "solutions").mkdir(parents=True, exist_ok=True)
-    nbformat.write(solution_notebook(), root / "solutions" / name)
+    nbformat.write(solution_notebook(written), root / "solutions" / name)
     release(root / "solutions", root / "exercises")
     return root / "solutions" / name, root / "exercises" / name
 

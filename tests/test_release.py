@@ -83,3 +83,26 @@ def test_every_course_check_cell_is_tagged():
         assert len(checks) >= 3, f"{path.name} has {len(checks)} check cells, needs 3 or more"
         for c in checks:
             assert c.grade_id.startswith("check_") and c.points > 0, (path.name, c)
+
+
+def test_written_answers_stay_manually_graded(tmp_path):
+    """A markdown answer keeps nbgrader's manually graded metadata; one without it is named."""
+    from coursekit.authoring.release import manual_cells, nbgrader_problems
+    from coursebuilder import solution_notebook
+    nb = solution_notebook(written=True)
+    assert nbgrader_problems(nb) == []
+    ex = make_exercise(nb, "x.ipynb")
+    assert [(m.grade_id, m.points) for m in manual_cells(ex)] == [("linear_answer", 2.0)]
+    assert ex.metadata["coursekit"]["manual"] == {"linear_answer": 2.0}
+    nb.cells[-1].metadata["nbgrader"]["grade"] = False
+    assert "must be a manually graded answer" in nbgrader_problems(nb)[0]
+    assert manual_cells(nb) == []
+    assert "manual" not in make_exercise(solution_notebook(), "x.ipynb").metadata["coursekit"]
+
+
+def test_every_course_written_answer_is_manually_graded():
+    """nbgrader refuses a markdown solution cell that is not a graded cell with points."""
+    from coursekit.authoring.release import nbgrader_problems
+    problems = [f"{path.name}, {problem}" for path in sorted((ROOT / "solutions").glob("*.ipynb"))
+                for problem in nbgrader_problems(nbformat.read(path, as_version=4))]
+    assert not problems, "\n".join(problems)

@@ -16,11 +16,15 @@ For each submission (the submitted file is only read):
    a shut-in process with time and memory limits, then each check in a fresh process
    with freshly imported coursekit, on copies of the objects the check reads, so
    nothing the learner's cells redefine can change a check's outcome;
-4. give each exercise its points when its check passed, else zero with the reason.
+4. give each exercise its points when its check passed, else zero with the reason;
+5. set each written answer (a markdown cell nbgrader calls a manually graded answer)
+   aside for a person: its text goes to the feedback file, its points wait in the
+   gradebook (``awaiting``) until a marks file records them (``marks``, ``--manual``);
+   an answer left as ``YOUR ANSWER HERE`` scores zero, as under nbgrader.
 
 Writes ``OUT/gradebook.csv`` (learner, notebook, one column per exercise, total, max,
-reasons), ``OUT/summary.md`` and ``OUT/feedback/<learner>/<chapter>.md``. The same
-inputs give the same bytes.
+awaiting, reasons), ``OUT/summary.md``, ``OUT/feedback/<learner>/<chapter>.md`` and
+``OUT/marks-template.csv``. The same inputs give the same bytes.
 """
 from __future__ import annotations
 
@@ -42,8 +46,10 @@ from pathlib import Path
 
 import nbformat
 
-from coursekit.authoring.gradebook import GradeRow, finish_rows, write_reports, write_rows
-from coursekit.authoring.release import check_cells, has_markers, make_exercise, nbgrader_meta
+from coursekit.authoring.gradebook import (GradeRow, apply_marks, finish_rows, read_marks,
+                                           write_reports, write_rows)
+from coursekit.authoring.release import (MARKDOWN_STUB, check_cells, has_markers, make_exercise,
+                                         manual_cells, nbgrader_meta)
 from coursekit.authoring.workers import WorkerError, get_pool
 
 MAX_BYTES = 20 * 1024 * 1024
@@ -524,12 +530,15 @@ def grade_one(path: Path, settings: Settings, pool=None, jobs: int = 1,
     try:
         solution = _read_solution(solution_path)
         checks = check_cells(solution)
+        manual = manual_cells(solution)
     except Exception as err:   # the instructor's file, not the learner's: say so
         row.reasons.append(f"the answer key solutions/{path.name} cannot be used "
                            f"({type(err).__name__}: {str(err).splitlines()[0][:200]})")
         return row
-    row.max_points = {c.grade_id: c.points for c in checks}
-    row.points = {c.grade_id: 0.0 for c in checks}
+    cells = sorted([*checks, *manual], key=lambda c: c.index)       # the notebook's order
+    row.max_points = {c.grade_id: c.points for c in cells}
+    row.points = {c.grade_id: 0.0 for c in cells}
+    row.manual = {m.grade_id: m.points for m in manual}
     notes: list[str] = []
     try:
         nb = read_submission(path, notes)
@@ -542,6 +551,7 @@ def grade_one(path: Path, settings: Settings, pool=None, jobs: int = 1,
         return row
     graded, flags, by_cell = build_graded(nb, solution, path.name)
     row.reasons.extend(notes + flags)
+    written_answers(row, nb)
     info = _solution_info(solution_path)
     pool = pool or get_pool(1, max(1, os.cpu_count() or 1))
     folder = Path(tempfile.mkdtemp(prefix="coursekit-grade-", dir=scratch))
@@ -566,6 +576,26 @@ def grade_one(path: Path, settings: Settings, pool=None, jobs: int = 1,
     finally:
         _remove(folder)
     return row
+
+
+def written_answers(row: GradeRow, nb) -> None:
+    """Set the learner's written answers aside for a person (step 5): the text goes into
+    the row and its points wait (out of ``row.points``); an unchanged stub or a missing
+    cell scores zero with the reason."""
+    stub = "\n".join(MARKDOWN_STUB).strip()
+    for gid in row.manual:
+        texts = [c.source for c in nb.cells
+                 if c.cell_type == "markdown" and _gid(c) == gid]
+        text = "\n\n".join(t.strip() for t in texts).strip()
+        if not texts:
+            row.reasons.append(f"{gid}: the written answer's cell is missing (deleted, or its "
+                               "tag changed); a person can still mark it with --manual")
+        elif text in ("", stub):
+            row.reasons.append(f"{gid}: not answered (the cell still says {stub})")
+        else:
+            row.answers[gid] = text
+            row.points.pop(gid)
+            row.feedback[gid] = "awaiting an instructor"
 
 
 @functools.lru_cache(maxsize=64)
@@ -658,13 +688,20 @@ def shard_of(paths: list[Path], shard: tuple[int, int] | None) -> list[Path]:
 
 
 def grade(submissions: list[Path], out: Path, settings: Settings | None = None,
-          progress: bool = True, shard: tuple[int, int] | None = None) -> list[GradeRow]:
+          progress: bool = True, shard: tuple[int, int] | None = None,
+          marks: Path | None = None) -> list[GradeRow]:
     """Grade every submission (or shard K of N of them) and write the reports.
 
-    Writes ``gradebook.csv``, ``summary.md``, ``feedback/`` and ``rows.json`` in ``out``;
-    shards' folders merge with ``coursekit.authoring.gradebook.merge``.
+    Writes ``gradebook.csv``, ``summary.md``, ``feedback/``, ``rows.json`` (and, when
+    the notebooks have written answers, ``marks-template.csv``) in ``out``; shards'
+    folders merge with ``coursekit.authoring.gradebook.merge``. ``marks`` is a marks
+    file (``gradebook.read_marks``) recording the written answers' points.
     """
     settings = settings or Settings()
+    if marks is not None and shard is not None:
+        raise ValueError("--manual with --shard: a shard does not see the whole class; pass "
+                         "the marks file to `coursekit gradebook merge --manual` instead")
+    recorded = read_marks(marks) if marks is not None else []   # a bad file fails first
     if shard is not None and not (settings.secret or os.environ.get("COURSEKIT_GRADING_SECRET")):
         raise ValueError("sharded grading needs one secret shared by every shard (their hidden "
                          "cases must match): pass --secret or set COURSEKIT_GRADING_SECRET")
@@ -687,9 +724,16 @@ def grade(submissions: list[Path], out: Path, settings: Settings | None = None,
     finally:
         _remove(scratch)
     rows = finish_rows(raw)
-    write_reports(rows, Path(out))
     write_rows(raw, Path(out), settings.secret, shard)
-    return rows
+    try:
+        marked = apply_marks(rows, recorded, str(marks)) if recorded else rows
+    except ValueError as err:
+        write_reports(rows, Path(out))
+        raise ValueError(f"{err}. The gradebook was written without marks; correct the file "
+                         f"and run `coursekit gradebook merge {out} --out {out} --manual "
+                         f"{marks}` (no regrading)") from None
+    write_reports(marked, Path(out))
+    return marked
 
 
 def _progress(iterable, total, show):

@@ -1,5 +1,13 @@
 """The grader's reports: one row per submission, written as ``gradebook.csv``,
-``summary.md``, ``feedback/<learner>/<chapter>.md`` and ``rows.json`` (the rows as data).
+``summary.md``, ``feedback/<learner>/<chapter>.md``, ``marks-template.csv`` (when the
+chapters have written answers) and ``rows.json`` (the rows as data).
+
+Written answers (nbgrader's manually graded answers) wait for a person: their points are
+in ``max`` and in the ``awaiting`` column until the instructor records them in a marks
+file (``read_marks``: columns learner, notebook, grade_id, points, comment), which
+``coursekit grade --manual`` and ``coursekit gradebook merge --manual`` apply to the
+rows (``apply_marks``) before the reports are written. ``rows.json`` keeps the rows as
+graded, without marks, so a marks file can be corrected and applied again.
 
 ``rows.json`` is what ``coursekit gradebook merge`` reads: a class graded in shards
 (``coursekit grade --shard K/N``, one job per machine) merges into the same bytes that
@@ -11,6 +19,7 @@ import csv
 import hashlib
 import io
 import json
+import math
 import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -31,10 +40,22 @@ class GradeRow:
     path: str = ""                                              # the submitted file
     sealed: bool = False        # ran with a read-only file system and no network (Linux)
     sandbox: str = ""           # which confinement ran (said in the gradebook)
+    manual: dict[str, float] = field(default_factory=dict)      # written answer -> points a person gives
+    answers: dict[str, str] = field(default_factory=dict)       # written answer -> the learner's text
+    comments: dict[str, str] = field(default_factory=dict)      # written answer -> the marker's comment
 
     @property
     def total(self) -> float:
         return sum(self.points.values())
+
+    @property
+    def awaiting(self) -> list[str]:
+        """The written answers no person has marked yet (their points are not in total)."""
+        return [g for g in self.manual if g not in self.points]
+
+    @property
+    def awaiting_points(self) -> float:
+        return sum(self.manual[g] for g in self.awaiting)
 
     @property
     def max_total(self) -> float:
@@ -56,15 +77,22 @@ def write_reports(rows: list[GradeRow], out: Path) -> None:
     columns: list[str] = []
     for row in rows:
         columns.extend(g for g in row.max_points if g not in columns)
+    written = any(row.manual for row in rows)        # the "awaiting" column, only then
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(["learner", "notebook", *columns, "total", "max", "sandbox", "reasons"])
+    writer.writerow(["learner", "notebook", *columns, "total", "max",
+                     *(["awaiting"] if written else []), "sandbox", "reasons"])
     for row in rows:
         writer.writerow([_cell(row.learner), _cell(row.notebook),
-                         *[_fmt(row.points[c]) if c in row.points else "" for c in columns],
-                         _fmt(row.total), _fmt(row.max_total), _cell(row.sandbox or "not run"),
+                         *[_fmt(row.points[c]) if c in row.points else
+                           AWAITING if c in row.manual else "" for c in columns],
+                         _fmt(row.total), _fmt(row.max_total),
+                         *([_fmt(row.awaiting_points)] if written else []),
+                         _cell(row.sandbox or "not run"),
                          _cell("; ".join(r.replace("\n", " ") for r in row.reasons))])
     (out / "gradebook.csv").write_text(buf.getvalue(), encoding="utf-8")
+    if written:
+        write_marks_template(rows, out / MARKS_TEMPLATE)
 
     ran = [r for r in rows if r.sandbox]
     sealed = sum(1 for r in ran if r.sealed)
@@ -72,18 +100,31 @@ def write_reports(rows: list[GradeRow], out: Path) -> None:
                "(read-only files, no network)" + ("." if sealed == len(ran) else
                f"; {len(ran) - sealed} ran with the audit hook only (see the sandbox column of "
                "gradebook.csv and docs/grading.md)."))
-    lines = ["# Grading summary", "", f"{len(rows)} submission(s).", "", sandbox, "",
-             "| learner | notebook | points | lost points |", "|---|---|---|---|"]
+    lines = ["# Grading summary", "", f"{len(rows)} submission(s).", "", sandbox, ""]
+    if written:
+        waiting = sum(len(r.awaiting) for r in rows)
+        marked = sum(1 for r in rows for g in r.manual if g in r.points and g in r.answers)
+        lines += [f"Written answers: {waiting} wait for a person "
+                  f"({_fmt(sum(r.awaiting_points for r in rows))} points, not in the totals); "
+                  f"{marked} marked. Fill in the points column of {MARKS_TEMPLATE} (the "
+                  "answers are in feedback/) and pass it with --manual (docs/grading.md).", ""]
+    lines += ["| learner | notebook | points | lost points |", "|---|---|---|---|"]
     for row in rows:
         lost = "<br>".join(_md(r) for r in row.reasons) or "none"
+        waiting = f" ({_fmt(row.awaiting_points)} awaiting a person)" if row.awaiting else ""
         lines.append(f"| {_md(row.learner)} | {_md(row.notebook)} | {_fmt(row.total)} / "
-                     f"{_fmt(row.max_total)} | {lost} |")
+                     f"{_fmt(row.max_total)}{waiting} | {lost} |")
     if columns:
         lines += ["", "| exercise | passed | of |", "|---|---|---|"]
         for gid in columns:
             having = [r for r in rows if gid in r.max_points]
             passed = sum(1 for r in having if r.points.get(gid, 0) > 0)
-            lines.append(f"| {gid} | {passed} | {len(having)} |")
+            if any(gid in r.manual for r in having):
+                waiting = sum(1 for r in having if gid in r.awaiting)
+                lines.append(f"| {gid} (written) | {passed} ({waiting} awaiting a person) "
+                             f"| {len(having)} |")
+            else:
+                lines.append(f"| {gid} | {passed} | {len(having)} |")
     (out / "summary.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
 
     feedback_root = out / "feedback"
@@ -93,10 +134,24 @@ def write_reports(rows: list[GradeRow], out: Path) -> None:
         folder = feedback_root / row.learner
         folder.mkdir(parents=True, exist_ok=True)
         text = [f"# {row.notebook}: {_fmt(row.total)} / {_fmt(row.max_total)} points", ""]
+        if row.awaiting:
+            text[0] += f" ({_fmt(row.awaiting_points)} awaiting a person)"
         for gid, possible in row.max_points.items():
             got = row.points.get(gid, 0.0)
-            text.append(f"## {gid}: {_fmt(got)} / {_fmt(possible)}")
+            if gid in row.awaiting:
+                text.append(f"## {gid}: awaiting an instructor / {_fmt(possible)}")
+            elif gid in row.manual and gid in row.comments:
+                text.append(f"## {gid}: {_fmt(got)} / {_fmt(possible)} (marked by an instructor)")
+            else:
+                text.append(f"## {gid}: {_fmt(got)} / {_fmt(possible)}")
             text.append("")
+            if gid in row.comments and row.comments[gid]:
+                text.append(f"Instructor's comment: {row.comments[gid]}")
+                text.append("")
+            if gid in row.answers:
+                text.extend(["Written answer:", "", "```",
+                             row.answers[gid].rstrip().replace("```", "'''"), "```", ""])
+                continue
             text.append("```")
             text.append(row.feedback.get(gid, "not graded").rstrip().replace("```", "'''"))
             text.append("```")
@@ -108,6 +163,116 @@ def write_reports(rows: list[GradeRow], out: Path) -> None:
             text.extend(f"- {r}" for r in other)
         (folder / (Path(row.notebook).stem + ".md")).write_text("\n".join(text) + "\n",
                                                                 encoding="utf-8")
+
+
+AWAITING = "awaiting"                 # gradebook.csv's value for an unmarked written answer
+MARKS_TEMPLATE = "marks-template.csv"
+MARKS_COLUMNS = ["learner", "notebook", "grade_id", "points", "comment"]
+
+
+def write_marks_template(rows: list[GradeRow], path: Path) -> None:
+    """A marks file to fill in: one line per written answer a learner wrote (the points of
+    those already marked filled in), with the maximum and the answer's start to read."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow([*MARKS_COLUMNS, "max", "answer"])
+    for row in rows:
+        for gid, possible in row.manual.items():
+            if gid not in row.answers:
+                continue
+            got = _fmt(row.points[gid]) if gid in row.points else ""
+            answer = " ".join(row.answers[gid].split())
+            writer.writerow([_cell(row.learner), _cell(row.notebook), _cell(gid), got,
+                             _cell(row.comments.get(gid, "")), _fmt(possible),
+                             _cell(answer[:300] + ("..." if len(answer) > 300 else ""))])
+    path.write_text(buf.getvalue(), encoding="utf-8")
+
+
+@dataclass
+class Mark:
+    """One line of a marks file: the points a person gave one written answer."""
+
+    line: int
+    learner: str
+    notebook: str
+    grade_id: str
+    points: float
+    comment: str
+
+
+def read_marks(path: Path) -> list[Mark]:
+    """Read a marks file: CSV with columns learner, notebook, grade_id, points and an
+    optional comment (other columns are ignored; a line with no points is skipped).
+
+    Raises:
+        ValueError: the file cannot be read or lacks a column, a points value is not a
+            number >= 0, or one answer is marked twice. The message names the line.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as err:
+        raise ValueError(f"cannot read the marks file {path}: {err}") from None
+    reader = csv.DictReader(io.StringIO(text))
+    missing = [c for c in MARKS_COLUMNS[:4] if c not in (reader.fieldnames or [])]
+    if missing:
+        raise ValueError(f"{path}: a marks file has the columns {', '.join(MARKS_COLUMNS)} "
+                         f"(comment may be left out); missing: {', '.join(missing)}")
+    marks: list[Mark] = []
+    seen: dict[tuple[str, str, str], int] = {}
+    for number, record in enumerate(reader, 2):
+        value = {k: (record.get(k) or "").strip() for k in MARKS_COLUMNS}
+        if not value["points"]:
+            continue                                  # not marked yet
+        try:
+            points = float(value["points"])
+        except ValueError:
+            points = math.nan
+        if not math.isfinite(points) or points < 0:
+            raise ValueError(f"{path}, line {number}: points must be a number >= 0, "
+                             f"got {value['points']!r}")
+        key = (value["learner"], value["notebook"], value["grade_id"])
+        if not all(key):
+            raise ValueError(f"{path}, line {number}: learner, notebook and grade_id are "
+                             "all needed")
+        if key in seen:
+            raise ValueError(f"{path}, line {number}: {key[0]}'s {key[2]} in {key[1]} is "
+                             f"already marked on line {seen[key]}")
+        seen[key] = number
+        marks.append(Mark(number, *key, points, value["comment"]))
+    return marks
+
+
+def apply_marks(rows: list[GradeRow], marks: list[Mark], source: str = "marks file") -> list[GradeRow]:
+    """The rows with the marks recorded (points and comments of written answers). A
+    learner with several submissions of one notebook gets the mark on each.
+
+    Raises:
+        ValueError: a mark names a learner, notebook or written answer the rows do not
+            have, or gives more points than the answer is worth.
+    """
+    rows = [GradeRow(**{**asdict(r), "reasons": list(r.reasons)}) for r in rows]
+    for mark in marks:
+        where = f"{source}, line {mark.line}"
+        mine = [r for r in rows if mark.learner in (r.learner, _cell(r.learner))]
+        if not mine:
+            raise ValueError(f"{where}: no submission by a learner {mark.learner!r}")
+        mine = [r for r in mine if mark.notebook in (r.notebook, _cell(r.notebook))]
+        if not mine:
+            raise ValueError(f"{where}: {mark.learner} submitted no {mark.notebook!r}")
+        for row in mine:
+            if mark.grade_id not in row.manual:
+                kind = ("an automatically graded check" if mark.grade_id in row.max_points
+                        else "not a cell of this notebook")
+                raise ValueError(f"{where}: {mark.grade_id!r} is {kind}; the written answers "
+                                 f"of {row.notebook} are: {', '.join(row.manual) or 'none'}")
+            if mark.points > row.manual[mark.grade_id] + 1e-9:
+                raise ValueError(f"{where}: {mark.points:g} points for {mark.grade_id}, which "
+                                 f"is worth at most {row.manual[mark.grade_id]:g}")
+            row.points[mark.grade_id] = mark.points
+            row.comments[mark.grade_id] = mark.comment
+            row.reasons = [r for r in row.reasons if not r.startswith(mark.grade_id + ":")]
+    return rows
 
 
 def _md(text: str) -> str:
@@ -144,8 +309,9 @@ def write_rows(raw: list[GradeRow], out: Path, secret: str, shard: tuple[int, in
     (out / "rows.json").write_text(json.dumps(data, indent=1, sort_keys=True) + "\n", encoding="utf-8")
 
 
-def merge(shard_dirs: list[Path], out: Path) -> list[GradeRow]:
-    """Join the ``rows.json`` of shards into one gradebook in ``out``.
+def merge(shard_dirs: list[Path], out: Path, marks: Path | None = None) -> list[GradeRow]:
+    """Join the ``rows.json`` of shards into one gradebook in ``out``, with the written
+    answers' marks from the file ``marks`` when given (see ``read_marks``).
 
     Raises ValueError when a folder holds no gradebook, when the shards were graded with
     different secrets (their hidden cases differ), or when a shard is missing or repeated.
@@ -174,6 +340,8 @@ def merge(shard_dirs: list[Path], out: Path) -> list[GradeRow]:
             raise ValueError(f"shards {sorted(shards)} do not make one whole class: pass every "
                              "shard's folder once")
     rows = finish_rows(raw)
+    if marks is not None:
+        rows = apply_marks(rows, read_marks(marks), str(marks))
     write_reports(rows, Path(out))
     write_rows(raw, Path(out), "", None)
     data = json.loads((Path(out) / "rows.json").read_text(encoding="utf-8"))

@@ -8,7 +8,14 @@ A solution notebook is the single source. ``release`` copies it, and
 2. removes every region between ``### BEGIN HIDDEN TESTS`` and ``### END HIDDEN TESTS``;
 3. clears outputs and execution counts, drops widget state;
 4. puts a first cell saying the notebook is generated and from which file;
-5. records the release in the notebook's metadata (``coursekit.source``, ``coursekit.checks``).
+5. records the release in the notebook's metadata (``coursekit.source``, ``coursekit.checks``
+   and, when the notebook has written answers, ``coursekit.manual``).
+
+Cell metadata is kept as the author wrote it (nbgrader's ``grade``, ``solution``,
+``grade_id``, ``points``, ``locked``). A written (markdown) answer is what nbgrader calls a
+*manually graded answer*: ``solution: true``, ``grade: true`` and ``points``; nbgrader
+refuses a markdown solution cell without them, and ``coursekit release`` warns
+(``nbgrader_problems``).
 
 The result is written deterministically, so ``release --check`` can compare bytes.
 """
@@ -88,10 +95,47 @@ def check_cells(nb) -> list[CheckCell]:
     return found
 
 
+@dataclass
+class ManualCell:
+    """A written answer that a person marks (nbgrader's manually graded answer)."""
+
+    grade_id: str
+    points: float
+    index: int          # position in the notebook's cells
+
+
+def manual_cells(nb) -> list[ManualCell]:
+    """The written answers of a notebook, in order: markdown cells with ``solution``,
+    ``grade``, a ``grade_id`` and ``points`` (see ``nbgrader_problems`` for the rest)."""
+    found: list[ManualCell] = []
+    for i, cell in enumerate(nb.cells):
+        meta = nbgrader_meta(cell)
+        if (cell.cell_type == "markdown" and meta.get("solution") and meta.get("grade")
+                and meta.get("grade_id") and meta.get("points")):
+            found.append(ManualCell(str(meta["grade_id"]), float(meta["points"]), i))
+    return found
+
+
+def nbgrader_problems(nb) -> list[str]:
+    """What nbgrader's ``generate_assignment`` would refuse: a markdown solution cell
+    that is not a manually graded answer (``grade: true``, a ``grade_id``, ``points``)."""
+    problems = []
+    for i, cell in enumerate(nb.cells):
+        meta = nbgrader_meta(cell)
+        if cell.cell_type == "markdown" and meta.get("solution") and not (
+                meta.get("grade") and meta.get("grade_id") and meta.get("points")):
+            problems.append(f"cell {i} ({meta.get('grade_id') or 'no grade_id'}): a written "
+                            "(markdown) answer must be a manually graded answer, as nbgrader "
+                            "requires: nbgrader metadata solution: true, grade: true, a "
+                            "grade_id and points > 0")
+    return problems
+
+
 def make_exercise(solution_nb, source_name: str):
     """Return the exercise notebook made from a solution notebook (a new object)."""
     nb = copy.deepcopy(solution_nb)
     checks = check_cells(nb)
+    manual = manual_cells(nb)
     for i, cell in enumerate(nb.cells):
         where = f"{source_name}, cell {i}"
         lines = cell.source.split("\n")
@@ -119,6 +163,8 @@ def make_exercise(solution_nb, source_name: str):
         "source": f"solutions/{source_name}",
         "checks": {c.grade_id: c.points for c in checks},
     }
+    if manual:
+        nb.metadata["coursekit"]["manual"] = {m.grade_id: m.points for m in manual}
     return nb
 
 
