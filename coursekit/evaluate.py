@@ -1,13 +1,20 @@
-"""Scoring generated digit images with a small classifier trained on real digits.
+"""Scoring generated samples: digit images with a small classifier, text with counts.
 
-Used only for evaluation (benchmarks and lesson comparisons of GAN, VAE and diffusion
+Images: used for evaluation (benchmarks and lesson comparisons of GAN, VAE and diffusion
 samples). The score is in the spirit of the Inception score ("Improved Techniques for
 Training GANs", Salimans et al., 2016): confident predictions on each sample, spread
 over all ten classes across samples.
+
+Text (chapter 13, comparing decoding methods): ``sequence_nll`` (likelihood under a
+scorer model), ``distinct_n`` and ``self_similarity`` (diversity across samples),
+``repetition`` (loops inside a sample), ``fact_accuracy`` (the story world's facts).
+Words are whitespace-separated pieces of text, punctuation attached.
 """
 from __future__ import annotations
 
 import functools
+import itertools
+import re
 
 import torch
 from torch import nn
@@ -93,3 +100,121 @@ def digit_quality(samples: torch.Tensor, classifier: DigitClassifier | None = No
         "score": kl.mean().exp().item(),
         "classes_covered": int((counts >= 0.01).sum().item()),
     }
+
+
+# --- text --------------------------------------------------------------------------------
+
+def ngrams(text: str, n: int) -> list[tuple[str, ...]]:
+    """The word n-grams of ``text`` in order (words split on whitespace)."""
+    if n < 1:
+        raise ValueError(f"n must be at least 1, got {n}")
+    words = text.split()
+    return [tuple(words[i:i + n]) for i in range(len(words) - n + 1)]
+
+
+def distinct_n(texts: list[str], n: int = 2) -> float:
+    """Distinct-n (Li et al., 2016): distinct word n-grams / all word n-grams, over all ``texts``.
+
+    1.0 when no n-gram occurs twice anywhere; near 0 when the samples say the same thing
+    over and over. 0.0 when the texts hold no n-gram at all.
+    """
+    grams = [g for text in texts for g in ngrams(text, n)]
+    return len(set(grams)) / len(grams) if grams else 0.0
+
+
+def repetition(text: str, n: int = 4) -> float:
+    """Share of the word n-grams of one text that already occurred earlier in it.
+
+    0.0 for a text that never repeats itself; close to 1 for a text stuck in a loop.
+    ("rep-n" in the spirit of Welleck et al., 2019, "Neural Text Generation with
+    Unlikelihood Training".)
+    """
+    grams = ngrams(text, n)
+    return 1.0 - len(set(grams)) / len(grams) if grams else 0.0
+
+
+def self_similarity(texts: list[str], n: int = 2) -> float:
+    """Mean Jaccard overlap of the word n-gram sets of every pair of ``texts`` (0 to 1).
+
+    A simple stand-in for Self-BLEU (Zhu et al., 2018): 1.0 when every sample has the
+    same n-grams, 0.0 when no two samples share one.
+    """
+    sets = [set(ngrams(t, n)) for t in texts]
+    pairs = [(a, b) for a, b in itertools.combinations(sets, 2) if a or b]
+    if not pairs:
+        return 0.0
+    return sum(len(a & b) / len(a | b) for a, b in pairs) / len(pairs)
+
+
+_LANDMARK = re.compile(r"\bIn ([A-Z][a-z]+) there is ([a-z][a-z ]*?)[.,]")
+_KNOWN_FOR = re.compile(r"\b([A-Z][a-z]+) is known for ([a-z][a-z ]*?)[.,]")
+
+
+def fact_claims(text: str) -> list[tuple[str, str, str]]:
+    """The story-world claims in ``text``: (kind, town, value) with kind "landmark" or "known_for".
+
+    Claims are the corpus's two sentence forms, "In <town> there is <landmark>." and
+    "<town> is known for <specialty>." (a sentence may end with "," or ".").
+    """
+    found = [(m.start(), "landmark", m.group(1), m.group(2)) for m in _LANDMARK.finditer(text)]
+    found += [(m.start(), "known_for", m.group(1), m.group(2)) for m in _KNOWN_FOR.finditer(text)]
+    return [tuple(claim) for _, *claim in sorted(found)]
+
+
+def fact_accuracy(texts: list[str], world) -> tuple[float, int]:
+    """Share of the story-world claims in ``texts`` that are true in ``world``.
+
+    Args:
+        texts: generated text.
+        world: a ``coursekit.data.stories.StoryWorld`` (its ``landmark`` and ``known_for``).
+    Returns:
+        (accuracy, number of claims); accuracy is nan when there is no claim. A claim
+        about a town that does not exist counts as wrong.
+    """
+    claims = [c for t in texts for c in fact_claims(t)]
+    if not claims:
+        return float("nan"), 0
+    table = {"landmark": world.landmark, "known_for": world.known_for}
+    right = sum(table[kind].get(town) == value for kind, town, value in claims)
+    return right / len(claims), len(claims)
+
+
+@torch.no_grad()
+def sequence_nll(model, idx: torch.Tensor, start: int, stride: int | None = None) -> torch.Tensor:
+    """Mean negative log-likelihood (nats per token) of ``idx[:, start:]`` under ``model``.
+
+    Each token is predicted from the tokens before it; a sequence longer than the model's
+    ``block_size`` is read in windows of ``block_size`` tokens that move by ``stride``
+    tokens (default half a block), so a scored token past the first window sees at least
+    ``block_size - stride + 1`` tokens of context.
+
+    Args:
+        model: a GPT-like model (``model(idx) -> (logits, loss)``, ``config.block_size``).
+        idx: (B, T) token ids; start: first scored position (>= 1, e.g. the prompt length).
+    Returns:
+        (B,) mean nats per scored token of each row.
+    """
+    B, T = idx.shape
+    block = model.config.block_size
+    stride = stride or block // 2
+    if not 1 <= start < T:
+        raise ValueError(f"start must be in [1, {T - 1}], got {start}")
+    if not 1 <= stride <= block:
+        raise ValueError(f"stride must be in [1, block_size = {block}], got {stride}")
+    was_training = model.training
+    model.eval()
+    total = torch.zeros(B, dtype=torch.float64)
+    lo, hi = start, min(T, block + 1)                  # score positions lo .. hi - 1
+    while True:
+        first = max(0, hi - 1 - block)
+        window = idx[:, first:hi - 1]                                               # (B, <= block) inputs
+        logp = F.log_softmax(model(window)[0].float(), dim=-1)                      # (B, t, V)
+        # the token at position p is predicted by the window's position p - 1 - first
+        pos = torch.arange(lo, hi)
+        picked = logp[:, pos - 1 - first].gather(-1, idx[:, pos, None].to(logp.device))[..., 0]
+        total -= picked.double().sum(1).cpu()
+        if hi == T:
+            break
+        lo, hi = hi, min(T, hi + stride)
+    model.train(was_training)
+    return (total / (T - start)).float()

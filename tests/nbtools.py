@@ -33,3 +33,15 @@ def exec_tagged_cells(path: Path, tag: str = "inline", namespace: dict | None = 
             ran += 1
     assert ran > 1, f"{path.name} has no code cell tagged {tag!r}"
     return ns
+
+
+def exec_answer_cells(folder: str, chapter: str, namespace: dict | None = None) -> dict:
+    """Run the answer cells (nbgrader ``solution`` code cells) of a solutions or exercises
+    notebook in one namespace and return it: the learner's functions, answered or stubbed."""
+    nb = nbformat.read(notebook(folder, chapter), as_version=4)
+    ns = dict(namespace or {})
+    for cell in nb.cells:
+        meta = cell.metadata.get("nbgrader", {})
+        if cell.cell_type == "code" and meta.get("solution"):
+            exec(compile(cell.source, meta["grade_id"], "exec"), ns)
+    return ns

@@ -4,10 +4,9 @@ coursekit.models.diffusion; the lesson's inline code gives the same numbers as t
 package under the same seed; the solutions pass and the released stubs fail."""
 from __future__ import annotations
 
-import nbformat
 import pytest
 import torch
-from nbtools import exec_tagged_cells, notebook
+from nbtools import exec_answer_cells, exec_tagged_cells, notebook
 from torch.nn import functional as F
 
 from coursekit.checks import ch07
@@ -199,13 +198,7 @@ def test_the_lessons_training_loop_is_train_diffusion(lesson):
 
 
 def _answer_cells(folder: str) -> dict:
-    nb = nbformat.read(notebook(folder, "07"), as_version=4)
-    ns = {"torch": torch, "F": F}
-    for cell in nb.cells:
-        meta = cell.metadata.get("nbgrader", {})
-        if cell.cell_type == "code" and meta.get("solution"):
-            exec(compile(cell.source, meta["grade_id"], "exec"), ns)
-    return ns
+    return exec_answer_cells(folder, "07", {"torch": torch, "F": F})
 
 
 def test_the_solutions_pass_every_check(capsys):
