@@ -226,7 +226,7 @@ def solution_nb():
 def test_every_check_has_a_check_cell_and_the_reverse(solution_nb):
     import inspect
     graded = {c.metadata["nbgrader"]["grade_id"] for c in solution_nb.cells
-              if c.metadata.get("nbgrader", {}).get("grade")}
+              if c.metadata.get("nbgrader", {}).get("grade") and c.cell_type == "code"}
     public = {n for n, f in inspect.getmembers(ch08, inspect.isfunction) if n.startswith("check_")}
     assert graded == public == set(CHECKS)
 

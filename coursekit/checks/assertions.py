@@ -254,3 +254,37 @@ def expect_close(check: str, case: str, got: Any, expected: torch.Tensor, atol: 
     if not torch.allclose(got, ref, atol=atol, rtol=rtol, equal_nan=True):
         worst = (got - ref).abs().max().item()
         fail(check, case + f" (largest difference {worst:.3g}, tolerance {atol:g})", ref, got, hint)
+
+
+# -- recognising typical mistakes --------------------------------------------------------------
+
+def matches(a: Any, b: torch.Tensor, atol: float = 1e-4, rtol: float = 1e-4) -> bool:
+    """True when ``a`` (anything ``torch.as_tensor`` takes) equals ``b`` in shape and values."""
+    try:
+        a = torch.as_tensor(a).detach().double()
+        return a.shape == b.shape and torch.allclose(a, b.double(), atol=atol, rtol=rtol)
+    except (TypeError, RuntimeError, ValueError):
+        return False
+
+
+def diagnose(got: Any, wrong_answers: list[tuple[torch.Tensor, str]], default: str,
+             right: torch.Tensor | None = None, atol: float = 1e-4) -> str:
+    """The hint of the first known mistake that ``got`` reproduces, else ``default``.
+
+    Args:
+        got: what the learner's function returned on a case.
+        wrong_answers: (what that mistake returns on the case, the hint that names it).
+        default: the hint when no known mistake matches.
+        right: the right answer; a mistake that gives it on this case is not named.
+    """
+    for value, hint in wrong_answers:
+        if matches(got, value, atol=atol) and (right is None or not matches(value, right, atol=atol)):
+            return hint
+    return default
+
+
+def describe(value: Any) -> str:
+    """What a learner returned, in a few words: its type (and length for a sequence)."""
+    if isinstance(value, (tuple, list)):
+        return f"{type(value).__name__} of length {len(value)}"
+    return type(value).__name__

@@ -15,8 +15,8 @@ import numbers
 import torch
 from torch.nn import functional as F
 
-from coursekit.checks.assertions import (as_tensor, call, expect_close, fail, passed,
-                                         require_callable, scan_answer)
+from coursekit.checks.assertions import (as_tensor, call, diagnose, expect_close, fail,
+                                         matches, passed, require_callable, scan_answer)
 from coursekit.checks.forbidden import ban
 
 _LINEAR = ban("torch.nn.functional.linear", "torch._C._nn.linear", "torch.nn.Linear",
@@ -84,25 +84,13 @@ def _gen(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
-def _close(a: torch.Tensor, b: torch.Tensor, atol: float = 1e-5) -> bool:
-    """True when ``a`` (any shape-compatible tensor) matches ``b``; used to diagnose mistakes."""
-    try:
-        a = torch.as_tensor(a).detach().double()
-        return a.shape == b.shape and torch.allclose(a, b.double(), atol=atol, rtol=1e-4)
-    except (TypeError, RuntimeError):
-        return False
+def _close(a, b: torch.Tensor, atol: float = 1e-5) -> bool:
+    return matches(a, b, atol=atol)
 
 
 def _diagnose(got, wrong_answers: list[tuple[torch.Tensor, str]], default: str,
               right: torch.Tensor | None = None) -> str:
-    """The hint for the first known mistake that ``got`` reproduces, else ``default``.
-
-    A mistake that gives the right answer on this case (``right``) is not named.
-    """
-    for value, hint in wrong_answers:
-        if _close(got, value) and (right is None or not _close(value, right)):
-            return hint
-    return default
+    return diagnose(got, wrong_answers, default, right, atol=1e-5)
 
 
 # -- 1. one neuron ------------------------------------------------------------------------

@@ -18,9 +18,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from coursekit.checks.assertions import (CheckFailure, as_number, as_tensor, call,
-                                         expect_close, fail, guarded, passed,
-                                         require_callable, scan_answer)
+from coursekit.checks.assertions import (CheckFailure, as_number, as_tensor, call, describe,
+                                         diagnose, expect_close, fail, guarded, matches,
+                                         passed, require_callable, scan_answer)
 from coursekit.checks.forbidden import ban
 
 _KL_LIBRARY = ban("torch.distributions.kl_divergence", "torch.distributions.kl.kl_divergence",
@@ -75,28 +75,7 @@ def _gen(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
-def _close(a, b: torch.Tensor, atol: float = 1e-4, rtol: float = 1e-4) -> bool:
-    """True when ``a`` matches ``b`` in shape and values; used to recognise mistakes."""
-    try:
-        a = torch.as_tensor(a).detach().double()
-        return a.shape == b.shape and torch.allclose(a, b.double(), atol=atol, rtol=rtol)
-    except (TypeError, RuntimeError, ValueError):
-        return False
-
-
-def _describe(value) -> str:
-    """What a learner returned, in a few words: its type (and length for a sequence)."""
-    if isinstance(value, (tuple, list)):
-        return f"{type(value).__name__} of length {len(value)}"
-    return type(value).__name__
-
-
-def _diagnose(got, wrong_answers: list[tuple[torch.Tensor, str]], default: str) -> str:
-    """The hint for the first known mistake that ``got`` reproduces, else ``default``."""
-    for value, hint in wrong_answers:
-        if _close(got, value):
-            return hint
-    return default
+_close, _describe, _diagnose = matches, describe, diagnose
 
 
 # -- 1. the reparameterisation trick --------------------------------------------------------

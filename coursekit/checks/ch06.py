@@ -410,7 +410,6 @@ def check_block(Block, seed: int = 0) -> None:
         with torch.random.fork_rng():
             torch.manual_seed(seed)
             block = call(name, Block, C, H, what=f"Block(n_embd={C}, n_head={H})", bans=bans)
-        n_params = sum(p.numel() for p in block.parameters())
         with guarded(name, bans, "block(x)"):
             block(torch.randn(2, 9, C, generator=g)).pow(2).mean().backward()
         missing = [n for n, p in block.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]

@@ -11,7 +11,6 @@ what each answer may not use: coursekit's own version of the exercise.
 from __future__ import annotations
 
 import random
-import re
 
 import torch
 
