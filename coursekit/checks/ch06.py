@@ -357,7 +357,6 @@ def check_block(Block, seed: int = 0) -> None:
     g = torch.Generator().manual_seed(seed)
     H_r = int(torch.randint(2, 5, (), generator=g))
     sizes = [(32, 4), (24, 2), (48, 6), (H_r * int(torch.randint(3, 9, (), generator=g)), H_r)]
-    n_params = 0
     for C, H in sizes:
         with torch.random.fork_rng():
             torch.manual_seed(seed + C + H)
