@@ -113,3 +113,12 @@ def test_image_models_round_trip(cache, name):
 def test_unknown_name_lists_the_zoo(cache):
     with pytest.raises(KeyError, match="story-gpt"):
         zoo.load("no-such-model")
+
+
+def test_an_unwritable_cache_still_gives_the_model(cache, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise PermissionError("read-only file system")
+    monkeypatch.setattr(zoo, "_write", refuse)
+    with pytest.warns(zoo.CacheWarning, match="without caching"):
+        run = zoo.load("digit-vae", progress=False)
+    assert not run.model.training and not zoo.path("digit-vae").exists()
