@@ -15,6 +15,7 @@ _WIDGETS = {
     "lr_explorer": "lr_explorer",
     "snapshot_scrubber": "snapshots",
     "latent_grid_explorer": "latent",
+    "latent_sliders": "latent_sliders",
     "attention_viewer": "attention",
     "timestep_scrubber": "diffusion",
     "sampling_explorer": "sampling",
