@@ -69,14 +69,6 @@ def test_check_fails_on_the_exercise_stub(stubs, check):
 # tests/test_check_contract.py; this file keeps what is specific to the chapter.
 
 
-@pytest.mark.parametrize("check", CHECKS)
-def test_checks_do_not_change_the_learners_random_numbers(solution, check, capsys):
-    torch.manual_seed(123)
-    expected = torch.rand(3)
-    torch.manual_seed(123)
-    getattr(ch05, check)(solution[ANSWERS[check]])
-    assert torch.equal(torch.rand(3), expected)
-
 
 @pytest.mark.parametrize("check", CHECKS)
 def test_checks_reject_non_functions_clearly(check):

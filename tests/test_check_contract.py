@@ -14,6 +14,7 @@ import re
 
 import nbformat
 import pytest
+import torch
 
 from coursekit.checks import CheckFailure
 from nbtools import ROOT, notebook
@@ -142,3 +143,19 @@ def test_hidden_tests_draw_seeds_the_learner_cannot_see(chapter):
         literal = re.findall(r"(seed\s*=\s*\d+|manual_seed\(\s*\d+|seed_everything\(\s*\d+)", hidden)
         assert not literal, (f"{chapter}: hidden tests use a fixed seed {literal}; draw it "
                              "with ck.checks.hidden_seed('<label>')")
+
+
+@pytest.mark.parametrize("chapter,case", _params("RIGHT"))
+def test_a_check_leaves_the_learners_random_numbers_alone(chapter, case, capsys):
+    """A check draws its cases from its own generators: the learner's next random numbers
+    are the same whether or not a check ran in between."""
+    import random
+
+    torch.manual_seed(123)
+    random.seed(5)
+    expected = (torch.rand(3), random.random())
+    torch.manual_seed(123)
+    random.seed(5)
+    _check(chapter, case.check)(*case.args(), **case.kwargs)
+    assert torch.equal(torch.rand(3), expected[0]) and random.random() == expected[1], \
+        f"{case.check} changed the global random state"
