@@ -9,12 +9,16 @@ Text (chapter 13, comparing decoding methods): ``sequence_nll`` (likelihood unde
 scorer model), ``distinct_n`` and ``self_similarity`` (diversity across samples),
 ``repetition`` (loops inside a sample), ``fact_accuracy`` (the story world's facts).
 Words are whitespace-separated pieces of text, punctuation attached.
+
+Points (chapter 04, mode collapse on 2-D mixtures): ``mode_stats``, the VEEGAN paper's
+modes covered and high-quality share.
 """
 from __future__ import annotations
 
 import functools
 import itertools
 import re
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -218,3 +222,45 @@ def sequence_nll(model, idx: torch.Tensor, start: int, stride: int | None = None
         lo, hi = hi, min(T, hi + stride)
     model.train(was_training)
     return (total / (T - start)).float()
+
+
+# -- the GAN lesson's mixtures: mode coverage and sample quality ---------------------------
+
+
+@dataclass
+class ModeStats:
+    """Mode coverage and sample quality of generated points on a Gaussian mixture."""
+
+    modes_covered: int        # modes holding at least ``min_share`` of all samples
+    n_modes: int              # modes in the mixture
+    high_quality: float       # share of samples within n_std standard deviations of a centre
+    shares: torch.Tensor      # (n_modes,) share of all samples that are high quality at each mode
+
+    def __str__(self) -> str:
+        return (f"{self.modes_covered}/{self.n_modes} modes covered, "
+                f"{100 * self.high_quality:.1f}% high-quality samples")
+
+
+@torch.no_grad()
+def mode_stats(samples: torch.Tensor, centres: torch.Tensor, std: float, n_std: float = 3.0,
+               min_share: float = 0.01) -> ModeStats:
+    """Modes covered and high-quality share, as in the VEEGAN paper (Srivastava et al., 2017).
+
+    1. A sample is *high quality* when it lies within ``n_std * std`` of its nearest centre.
+    2. A mode is *covered* when at least ``min_share`` of all samples are high-quality
+       samples of that mode.
+
+    Args:
+        samples: generated points (N, 2).
+        centres: the mixture's centres (K, 2).
+        std: the standard deviation of each Gaussian.
+    Returns:
+        A ModeStats.
+    """
+    x = torch.as_tensor(samples).detach().float().cpu()
+    c = torch.as_tensor(centres).detach().float().cpu()
+    dist, nearest = torch.cdist(x, c).min(dim=1)                        # (N,), (N,)
+    good = dist < n_std * std                                           # (N,)
+    shares = torch.bincount(nearest[good], minlength=len(c)).float() / max(len(x), 1)  # (K,)
+    return ModeStats(int((shares >= min_share).sum()), len(c),
+                     good.float().mean().item() if len(x) else 0.0, shares)

@@ -51,6 +51,7 @@ BANS = {
     ],
     "check_mode_stats": [
         ban("coursekit.models.gan.mode_stats", "coursekit.models.gan.ModeStats",
+            "coursekit.evaluate.mode_stats",
             reason="the exercise asks you to compute the two figures; coursekit's "
                    "mode_stats is the answer itself"),
     ],

@@ -33,6 +33,7 @@ from einops import rearrange
 from torch import nn
 from torch.nn import functional as F
 
+from coursekit.evaluate import ModeStats, mode_stats  # noqa: F401  (the metric lives in evaluate)
 from coursekit.models.ema import EMA
 from coursekit.models.presets import Presets
 from coursekit.runtime import budget
@@ -399,50 +400,6 @@ def train_gan(cfg: GANConfig, data: torch.Tensor, n_steps: int, *, device=None, 
         seconds = time.perf_counter() - start
     G_avg.eval()
     return GANRun(G_avg, history, cfg, seconds, discriminator=D, snapshots=snapshots, raw_generator=G)
-
-
-# ---------------------------------------------------------------------------------------
-# Evaluation on the 2-D mixtures
-# ---------------------------------------------------------------------------------------
-
-
-@dataclass
-class ModeStats:
-    """Mode coverage and sample quality of generated points on a Gaussian mixture."""
-
-    modes_covered: int        # modes holding at least ``min_share`` of all samples
-    n_modes: int              # modes in the mixture
-    high_quality: float       # share of samples within n_std standard deviations of a centre
-    shares: torch.Tensor      # (n_modes,) share of all samples that are high quality at each mode
-
-    def __str__(self) -> str:
-        return (f"{self.modes_covered}/{self.n_modes} modes covered, "
-                f"{100 * self.high_quality:.1f}% high-quality samples")
-
-
-@torch.no_grad()
-def mode_stats(samples: torch.Tensor, centres: torch.Tensor, std: float, n_std: float = 3.0,
-               min_share: float = 0.01) -> ModeStats:
-    """Modes covered and high-quality share, as in the VEEGAN paper (Srivastava et al., 2017).
-
-    1. A sample is *high quality* when it lies within ``n_std * std`` of its nearest centre.
-    2. A mode is *covered* when at least ``min_share`` of all samples are high-quality
-       samples of that mode.
-
-    Args:
-        samples: generated points (N, 2).
-        centres: the mixture's centres (K, 2).
-        std: the standard deviation of each Gaussian.
-    Returns:
-        A ModeStats.
-    """
-    x = torch.as_tensor(samples).detach().float().cpu()
-    c = torch.as_tensor(centres).detach().float().cpu()
-    dist, nearest = torch.cdist(x, c).min(dim=1)                        # (N,), (N,)
-    good = dist < n_std * std                                           # (N,)
-    shares = torch.bincount(nearest[good], minlength=len(c)).float() / max(len(x), 1)  # (K,)
-    return ModeStats(int((shares >= min_share).sum()), len(c),
-                     good.float().mean().item() if len(x) else 0.0, shares)
 
 
 # ---------------------------------------------------------------------------------------
