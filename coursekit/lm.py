@@ -198,7 +198,7 @@ def lm_state(run: LMRun) -> dict:
             "train_config": {k: (list(v) if isinstance(v, tuple) else v)
                              for k, v in asdict(run.train_config).items()},
             "state_dict": {k: v.detach().cpu() for k, v in run.model.state_dict().items()},
-            "history": {k: [list(r) for r in v] for k, v in run.history.records.items()},
+            "history": run.history.state(),
             "seconds": float(run.seconds)}
 
 
@@ -212,7 +212,7 @@ def lm_from_state(state: dict, device=None) -> LMRun:
     model = GPT(cfg)
     model.load_state_dict(state["state_dict"], strict=True)
     model.to(device or "cpu").eval()
-    history = History({k: [(int(s), float(v)) for s, v in recs] for k, recs in state["history"].items()})
+    history = History.from_state(state["history"])
     tc = dict(state["train_config"])
     tc["betas"] = tuple(tc["betas"])
     return LMRun(model, history, cfg, state["seconds"], tokenizer=tokenizer_from_state(state["tokenizer"]),

@@ -42,6 +42,15 @@ class History:
             raise KeyError(f"no metric {name!r} was logged; logged metrics: {known}")
         return [v for _, v in self.records[name]]
 
+    def state(self) -> dict:
+        """The records as plain lists (what a checkpoint stores, ``weights_only`` safe)."""
+        return {k: [list(r) for r in v] for k, v in self.records.items()}
+
+    @classmethod
+    def from_state(cls, state: dict) -> "History":
+        """The History that ``state()`` described."""
+        return cls({k: [(int(s), float(v)) for s, v in recs] for k, recs in state.items()})
+
     def last(self, name: str) -> float:
         """The latest value of one metric."""
         return self[name][-1]

@@ -194,14 +194,6 @@ def available() -> dict[str, str]:
 
 # --- the course's models ---------------------------------------------------------------------
 
-def _history_state(history: History) -> dict:
-    return {k: [list(r) for r in v] for k, v in history.records.items()}
-
-
-def _history(state: dict) -> History:
-    return History({k: [(int(s), float(v)) for s, v in recs] for k, recs in state.items()})
-
-
 def _cpu(state_dict: dict) -> dict:
     return {k: v.detach().cpu() for k, v in state_dict.items()}
 
@@ -251,7 +243,7 @@ def _build_digit_vae(recipe: dict, device: torch.device, progress: bool) -> dict
     run = train_vae(cfg, None, recipe["n_steps"], seed=recipe["seed"], device=device,
                     progress=progress)
     return {"config": asdict(cfg), "state_dict": _cpu(run.model.state_dict()),
-            "history": _history_state(run.history)}
+            "history": run.history.state()}
 
 
 def _restore_digit_vae(state: dict, device: torch.device) -> Run:
@@ -259,7 +251,7 @@ def _restore_digit_vae(state: dict, device: torch.device) -> Run:
     cfg = VAEConfig(**state["config"])
     model = VAE(cfg)
     model.load_state_dict(state["state_dict"], strict=True)
-    return Run(model.to(device).eval(), _history(state["history"]), cfg)
+    return Run(model.to(device).eval(), History.from_state(state["history"]), cfg)
 
 
 register(Entry(
@@ -277,7 +269,7 @@ def _build_digit_gan(recipe: dict, device: torch.device, progress: bool) -> dict
     run = gan.train_gan(cfg, load_digits(seed=0).x_train, recipe["n_steps"], device=device,
                         seed=recipe["seed"], progress=progress, desc="digit-gan (first use)")
     return {"config": asdict(cfg), "state_dict": _cpu(run.generator.state_dict()),
-            "history": _history_state(run.history)}
+            "history": run.history.state()}
 
 
 def _restore_digit_gan(state: dict, device: torch.device) -> Run:
@@ -285,7 +277,7 @@ def _restore_digit_gan(state: dict, device: torch.device) -> Run:
     cfg = gan.GANConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in state["config"].items()})
     G, _ = gan.make_gan(cfg, "cpu")
     G.load_state_dict(state["state_dict"], strict=True)
-    return Run(G.to(device).eval(), _history(state["history"]), cfg)
+    return Run(G.to(device).eval(), History.from_state(state["history"]), cfg)
 
 
 register(Entry(
@@ -303,7 +295,7 @@ def _build_digit_diffusion(recipe: dict, device: torch.device, progress: bool) -
     run = train_diffusion(cfg, to_model_range(load_digits(seed=0).x_train), recipe["n_steps"],
                           device=device, seed=recipe["seed"], progress=progress,
                           desc="digit-diffusion (first use)")
-    return {"state_dict": _cpu(run.ema_model.state_dict()), "history": _history_state(run.history)}
+    return {"state_dict": _cpu(run.ema_model.state_dict()), "history": run.history.state()}
 
 
 def _restore_digit_diffusion(state: dict, device: torch.device) -> Run:
@@ -312,7 +304,7 @@ def _restore_digit_diffusion(state: dict, device: torch.device) -> Run:
     cfg = DiffusionConfig.preset("digits")
     model = UNet(cfg.unet)
     model.load_state_dict(state["state_dict"], strict=True)
-    run = Run(model.to(device).eval(), _history(state["history"]), cfg)
+    run = Run(model.to(device).eval(), History.from_state(state["history"]), cfg)
     run.schedule = NoiseSchedule.from_config(cfg).to(device)   # what the samplers need beside it
     return run
 

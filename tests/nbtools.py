@@ -35,13 +35,19 @@ def exec_tagged_cells(path: Path, tag: str = "inline", namespace: dict | None = 
     return ns
 
 
-def exec_answer_cells(folder: str, chapter: str, namespace: dict | None = None) -> dict:
-    """Run the answer cells (nbgrader ``solution`` code cells) of a solutions or exercises
-    notebook in one namespace and return it: the learner's functions, answered or stubbed."""
-    nb = nbformat.read(notebook(folder, chapter), as_version=4)
+def exec_answers(nb, namespace: dict | None = None, run_first: int = 0) -> dict:
+    """Run a notebook's first ``run_first`` code cells, then its answer cells (nbgrader
+    ``solution`` code cells), in one namespace and return it: the learner's functions,
+    answered (a solutions notebook) or stubbed (a released exercise)."""
     ns = dict(namespace or {})
-    for cell in nb.cells:
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    for i, cell in enumerate(code):
         meta = cell.metadata.get("nbgrader", {})
-        if cell.cell_type == "code" and meta.get("solution"):
-            exec(compile(cell.source, meta["grade_id"], "exec"), ns)
+        if i < run_first or meta.get("solution"):
+            exec(compile(cell.source, meta.get("grade_id", f"cell{i}"), "exec"), ns)
     return ns
+
+
+def exec_answer_cells(folder: str, chapter: str, namespace: dict | None = None) -> dict:
+    """``exec_answers`` on ``folder``'s notebook of ``chapter``."""
+    return exec_answers(nbformat.read(notebook(folder, chapter), as_version=4), namespace)

@@ -15,7 +15,7 @@ from coursekit.checks import CheckFailure, ch08
 from coursekit.data import cleaning as CL
 from coursekit.data.webtext import BOILERPLATE, WebTextConfig, make_web_corpus
 from coursekit.tokenizers import bpe as B
-from nbtools import exec_tagged_cells, notebook
+from nbtools import exec_answers, exec_tagged_cells, notebook
 
 CHECKS = {"check_update_pair_counts": "update_pair_counts",
           "check_lsh_probability": "lsh_probability", "check_scrub_pii": "scrub_pii"}
@@ -210,12 +210,7 @@ def test_tokenizer_explorer_responds_to_typing():
 # -- the exercises ----------------------------------------------------------------------------
 
 def _run(nb) -> dict:
-    ns: dict = {"__name__": "__exercise__"}
-    code = [c for c in nb.cells if c.cell_type == "code"]
-    for i, cell in enumerate(code):
-        if i < 2 or cell.metadata.get("nbgrader", {}).get("solution"):
-            exec(compile(cell.source, f"cell{i}", "exec"), ns)
-    return ns
+    return exec_answers(nb, {"__name__": "__exercise__"}, run_first=2)
 
 
 @pytest.fixture(scope="module")

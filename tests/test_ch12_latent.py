@@ -13,7 +13,7 @@ import torch
 from coursekit import latent as L
 from coursekit.authoring.release import make_exercise
 from coursekit.checks import CheckFailure, ch12
-from nbtools import exec_tagged_cells, notebook
+from nbtools import exec_answers, exec_tagged_cells, notebook
 
 CHECKS = {"check_slerp": "slerp", "check_spearman": "spearman",
           "check_attribute_direction": "attribute_direction", "check_lerp_steps": "lerp_steps"}
@@ -221,12 +221,7 @@ def test_sliders_reject_bad_arguments(kwargs, error, message):
 # -- the exercises: the solutions pass, the released stubs fail ---------------------------------
 
 def _run(nb) -> dict:
-    ns: dict = {"__name__": "__exercise__"}
-    code = [c for c in nb.cells if c.cell_type == "code"]
-    for i, cell in enumerate(code):
-        if i < 2 or cell.metadata.get("nbgrader", {}).get("solution"):
-            exec(compile(cell.source, f"cell{i}", "exec"), ns)
-    return ns
+    return exec_answers(nb, {"__name__": "__exercise__"}, run_first=2)
 
 
 @pytest.fixture(scope="module")
