@@ -50,7 +50,9 @@ from coursekit.authoring.gradebook import (GradeRow, apply_marks, finish_rows, r
                                            write_reports, write_rows)
 from coursekit.authoring.release import (MARKDOWN_STUB, check_cells, has_markers, make_exercise,
                                          manual_cells, nbgrader_meta)
-from coursekit.authoring.workers import WorkerError, get_pool
+from coursekit.authoring import view
+from coursekit.checks.assertions import short_text
+from coursekit.authoring.workers import WorkerError, get_pool, grading_area
 
 MAX_BYTES = 20 * 1024 * 1024
 MAX_MESSAGE = 4000          # characters of a check's message kept in the feedback
@@ -349,20 +351,7 @@ def check_spec(gid: str, source: str, info: SolutionInfo) -> dict:
 
 # -- 3. running ------------------------------------------------------------------------
 def _allowed_reads() -> list[str]:
-    import site
-    import coursekit
-    roots = {sys.prefix, sys.base_prefix, sys.exec_prefix,
-             str(Path(coursekit.__file__).resolve().parent)}
-    try:
-        roots.update(site.getsitepackages())
-        roots.add(site.getusersitepackages())
-    except AttributeError:
-        pass
-    roots.update(p for p in sys.path if p and os.path.isdir(p) and "site-packages" in p)
-    roots.add(os.environ.get("COURSEKIT_CACHE") or str(Path.home() / ".cache" / "coursekit"))
-    if os.environ.get("COURSEKIT_SHAKESPEARE"):      # an opt-in data set's local copy
-        roots.add(os.environ["COURSEKIT_SHAKESPEARE"])
-    return sorted(roots)
+    return view.allowed_reads()
 
 
 def _job(graded, by_cell: dict[int, str], info: SolutionInfo, settings: Settings,
@@ -383,8 +372,7 @@ def _job(graded, by_cell: dict[int, str], info: SolutionInfo, settings: Settings
            "PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8",
            "MPLBACKEND": "Agg", "MPLCONFIGDIR": str(folder / "home" / ".matplotlib"),
            "PYTHONHASHSEED": "0", "COURSEKIT_DEVICE": settings.device,
-           "COURSEKIT_CACHE": os.environ.get("COURSEKIT_CACHE")
-           or str(Path.home() / ".cache" / "coursekit"), "COURSEKIT_GRADING": "1"}
+           "COURSEKIT_CACHE": view.cache_dir(), "COURSEKIT_GRADING": "1"}
     if os.environ.get("COURSEKIT_SHAKESPEARE"):
         env["COURSEKIT_SHAKESPEARE"] = os.environ["COURSEKIT_SHAKESPEARE"]
     if settings.fast:
@@ -399,6 +387,7 @@ def _job(graded, by_cell: dict[int, str], info: SolutionInfo, settings: Settings
             "cell_timeout": settings.cell_timeout, "notebook_timeout": settings.notebook_timeout,
             "memory_mb": settings.memory_mb, "snapshot_mb": settings.snapshot_mb,
             "threads": max(1, cpus // max(1, jobs)), "isolate": settings.isolate,
+            "view": view.view([str(folder)], "") if settings.isolate else None,
             "secret": settings.secret}
 
 
@@ -426,12 +415,29 @@ def _stop_phrase(stop: dict, settings: Settings) -> str:
 
 
 def _message(error: dict | None) -> str:
+    """The feedback for a failed check. A check's own failure (``CheckFailure``) is shown
+    whole; any other exception came from the answer's code, and its text, the
+    learner's own, is cut to a line or two (``short_text`` says what was cut)."""
     if not error:
         return "the check failed"
     ename, evalue = error.get("ename", "Error"), str(error.get("evalue", "")).strip()
-    if ename in ("CheckFailure", "AssertionError") and evalue:
+    if ename == "CheckFailure" and evalue:
         return evalue
-    return f"{ename}: {evalue}" if evalue else ename
+    return f"{ename}: {short_text(evalue)}" if evalue else ename
+
+
+def _reason(message: str, error: dict | None) -> str:
+    """The gradebook's one-line reason: a check's first line, which never quotes the
+    learner (``call`` puts their text on a line of its own), or for an exception from
+    the answer's code only its type; its text stays in that learner's feedback."""
+    if error and error.get("ename") != "CheckFailure":
+        name = re.search(r"name '(\w+)' is not defined", str(error.get("evalue", "")))
+        if error.get("ename") == "NotImplementedError":
+            return "not answered (NotImplementedError)"
+        if error.get("ename") == "NameError" and name:
+            return f"NameError: name '{name.group(1)}' is not defined"
+        return f"{error.get('ename', 'Error')} raised while the check ran (see the feedback)"
+    return _first_line(message)
 
 
 def _first_line(message: str) -> str:
@@ -501,7 +507,8 @@ def score(row: GradeRow, graded, job: dict, result: dict, settings: Settings,
                           f"while the check ran ({names}); scored zero")
                 message = reason + "\n\n" + message
             else:
-                reason = _first_line(message) + _name_context(message, check["cell"], job, result)
+                reason = (_reason(message, verdict.get("error"))
+                          + _name_context(message, check["cell"], job, result))
                 for name, error in sorted(verdict.get("copy_errors", {}).items()):
                     message += (f"\n(note: the grader could not copy `{name}` out of the "
                                 f"notebook: {error})")
@@ -554,7 +561,7 @@ def grade_one(path: Path, settings: Settings, pool=None, jobs: int = 1,
     written_answers(row, nb)
     info = _solution_info(solution_path)
     pool = pool or get_pool(1, max(1, os.cpu_count() or 1))
-    folder = Path(tempfile.mkdtemp(prefix="coursekit-grade-", dir=scratch))
+    folder = Path(tempfile.mkdtemp(prefix="coursekit-grade-", dir=scratch or grading_area()))
     try:
         job = _job(graded, by_cell, info, settings, folder,
                    deny if deny is not None else _deny([path], settings, None), jobs)
@@ -568,14 +575,27 @@ def grade_one(path: Path, settings: Settings, pool=None, jobs: int = 1,
             for gid in row.feedback or row.max_points:
                 row.feedback[gid] = reason
             return row
-        row.sealed = bool(result.get("sealed"))
-        row.sandbox = ("namespaces: read-only files, no network" if row.sealed else
-                       "audit hook only: namespaces unavailable here" if settings.isolate else
-                       "audit hook only: isolation turned off")
+        row.sealed = bool(result.get("sealed") or result.get("bubblewrap"))
+        row.sandbox = sandbox_label(result, settings)
         score(row, graded, job, result, settings, folder)
     finally:
         _remove(folder)
     return row
+
+
+def sandbox_label(result: dict, settings: Settings) -> str:
+    """What confined the notebook, in the gradebook's words (docs/grading.md)."""
+    confinement = result.get("confinement", "view" if result.get("sealed") else "")
+    if result.get("bubblewrap"):
+        return ("bubblewrap: allow-listed files, no network" if confinement == "view" else
+                "bubblewrap: allow-listed files, no network (no inner namespaces)")
+    if confinement == "view":
+        return "namespaces: allow-listed files, no network"
+    if confinement == "read-only":
+        return "namespaces: read-only files, no network (the allow-list could not be built)"
+    if not settings.isolate:
+        return "audit hook only: isolation turned off"
+    return "audit hook only: namespaces unavailable here"
 
 
 def written_answers(row: GradeRow, nb) -> None:
@@ -716,7 +736,7 @@ def grade(submissions: list[Path], out: Path, settings: Settings | None = None,
     deny = _deny(paths, settings, Path(out))
     pool = get_pool(jobs, max(1, (os.cpu_count() or 1) // jobs))
     pool.warm_up(min(jobs, len(paths)))
-    scratch = Path(tempfile.mkdtemp(prefix="coursekit-grading-"))
+    scratch = Path(tempfile.mkdtemp(prefix="coursekit-grading-", dir=grading_area()))
     try:
         with ThreadPoolExecutor(max_workers=jobs) as threads:
             work = threads.map(lambda p: grade_one(p, settings, pool, jobs, deny, scratch), paths)

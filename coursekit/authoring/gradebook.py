@@ -95,11 +95,12 @@ def write_reports(rows: list[GradeRow], out: Path) -> None:
         write_marks_template(rows, out / MARKS_TEMPLATE)
 
     ran = [r for r in rows if r.sandbox]
-    sealed = sum(1 for r in ran if r.sealed)
-    sandbox = (f"Sandbox: {sealed} of {len(ran)} notebook(s) that ran were sealed in namespaces "
-               "(read-only files, no network)" + ("." if sealed == len(ran) else
-               f"; {len(ran) - sealed} ran with the audit hook only (see the sandbox column of "
-               "gradebook.csv and docs/grading.md)."))
+    viewed = sum(1 for r in ran if "allow-listed" in r.sandbox)
+    sealed = sum(1 for r in ran if r.sealed) - viewed
+    sandbox = (f"Sandbox: {viewed} of {len(ran)} notebook(s) that ran saw only the allow-listed "
+               "files, with no network" + ("." if viewed == len(ran) else
+               f"; {sealed} saw every file read-only, {len(ran) - viewed - sealed} ran with the "
+               "audit hook only (see the sandbox column of gradebook.csv and docs/grading.md)."))
     lines = ["# Grading summary", "", f"{len(rows)} submission(s).", "", sandbox, ""]
     if written:
         waiting = sum(len(r.awaiting) for r in rows)

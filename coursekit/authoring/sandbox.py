@@ -241,12 +241,17 @@ def _mounts() -> list[tuple[str, str]]:
     return points
 
 
-def isolate(writable: list[str]) -> bool:
-    """Enter new user, mount, network and pid namespaces; make every mount read-only
-    except ``writable``. Returns True when all of that holds, False where the kernel
-    does not allow it (then nothing changed, or only part of it)."""
+def isolate(writable: list[str], view: dict | None = None) -> str:
+    """Enter new user, mount, network and pid namespaces and shut the file system.
+
+    With ``view`` (:func:`coursekit.authoring.view.view`), build the allow-listed view
+    and make it the root: nothing outside it exists any more. Where that cannot be
+    built, make every mount read-only except ``writable`` instead. Returns "view",
+    "read-only", or "" where the kernel allows neither (then nothing changed, or only
+    part of it).
+    """
     if not LINUX:
-        return False
+        return ""
     try:
         import ctypes
         libc = ctypes.CDLL(None, use_errno=True)
@@ -255,29 +260,104 @@ def isolate(writable: list[str]) -> bool:
         flags = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWPID
         uid, gid = os.getuid(), os.getgid()
         if libc.unshare(flags) != 0:
-            return False
+            return ""
     except Exception:
-        return False
+        return ""
     try:
-        return _seal(libc, writable, uid, gid)
+        for name, text in (("setgroups", "deny"), ("uid_map", f"{uid} {uid} 1"),
+                           ("gid_map", f"{gid} {gid} 1")):
+            with open(f"/proc/self/{name}", "w") as fh:
+                fh.write(text)
+        mount = libc.mount
+        mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p,
+                          ctypes.c_ulong, ctypes.c_void_p]
+        if mount(None, b"/", None, MS_REC | MS_PRIVATE, None) != 0:
+            _become_pid_one()
+            return ""
     except Exception:
-        return False
-    finally:
         _become_pid_one()
+        return ""
+    _become_pid_one()     # from here on: pid 1 of the new namespace (its /proc is ours)
+    if view is not None:
+        try:
+            _enter_view(libc, view)
+            return "view"
+        except Exception:
+            pass           # the old root is still in place: fall back to read-only
+    try:
+        return "read-only" if _seal(libc, writable) else ""
+    except Exception:
+        return ""
 
 
-def _seal(libc, writable: list[str], uid: int, gid: int) -> bool:
-    """Map our user id, then remount everything read-only except ``writable``."""
+_ST_TO_MS = {2: MS_NOSUID, 4: MS_NODEV, 8: MS_NOEXEC, 1024: MS_NOATIME,
+             2048: MS_NODIRATIME, 4096: MS_RELATIME}
+_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41, "riscv64": 41, "ppc64le": 203, "s390x": 217}
+MNT_DETACH = 2
+
+
+def _locked_flags(path: str) -> int:
+    """The mount flags a read-only remount of ``path`` must keep (the kernel refuses to
+    drop nosuid, nodev, noexec or atime flags inherited from the parent namespace)."""
+    have = os.statvfs(path).f_flag
+    return sum(ms for st, ms in _ST_TO_MS.items() if have & st)
+
+
+def _enter_view(libc, view: dict) -> None:
+    """Build the allow-listed view under ``view["base"]`` and pivot the root there.
+
+    1. an empty tmpfs at the base; 2. each allowed path bound at the same path inside
+    it (read-only, except the submission's folder); 3. the system's top-level links,
+    a few devices and, where the kernel allows, a ``/proc`` of this pid namespace; 4. the tmpfs itself made
+    read-only; 5. ``pivot_root`` and the old root detached, so no path leads out.
+    """
     import ctypes
-    for name, text in (("setgroups", "deny"), ("uid_map", f"{uid} {uid} 1"),
-                       ("gid_map", f"{gid} {gid} 1")):
-        with open(f"/proc/self/{name}", "w") as fh:
-            fh.write(text)
+    import platform
     mount = libc.mount
-    mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p,
-                      ctypes.c_ulong, ctypes.c_void_p]
-    if mount(None, b"/", None, MS_REC | MS_PRIVATE, None) != 0:
-        return False
+
+    def must(ok: int, what: str) -> None:
+        if ok != 0:
+            raise OSError(ctypes.get_errno(), f"grading view: {what} failed")
+
+    base = view["base"]
+    must(mount(b"tmpfs", base.encode(), b"tmpfs", MS_NOSUID | MS_NODEV, b"mode=0755,size=1m"),
+         "tmpfs")
+    binds = [(p, False) for p in view["read"]] + [(p, True) for p in view["write"]]
+    binds += [(d, True) for d in view["devices"]]
+    for path, _ in sorted(binds):
+        target = base + path
+        if os.path.isdir(path):
+            os.makedirs(target, exist_ok=True)
+        else:
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            if not os.path.exists(target):
+                open(target, "a").close()
+        must(mount(path.encode(), target.encode(), None, MS_BIND | MS_REC, None), f"bind {path}")
+    for path, writable in binds:
+        if not writable:
+            flags = MS_BIND | MS_REMOUNT | MS_RDONLY | _locked_flags(path)
+            must(mount(None, (base + path).encode(), None, flags, None), f"read-only {path}")
+    for link, target in view["links"].items():
+        os.symlink(target, base + link)
+    # A /proc of this pid namespace only. The kernel refuses it where the outer /proc has
+    # parts covered (inside bubblewrap): then there is no /proc at all, never the outer one,
+    # whose /proc/PID/root would lead back out.
+    os.makedirs(base + "/proc", exist_ok=True)
+    mount(b"proc", (base + "/proc").encode(), b"proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, None)
+    must(mount(None, base.encode(), None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV,
+               None), "read-only root")
+    number = _PIVOT_ROOT.get(platform.machine())
+    if number is None:
+        raise OSError(f"grading view: pivot_root unknown on {platform.machine()}")
+    os.chdir(base)
+    must(libc.syscall(number, b".", b"."), "pivot_root")
+    must(libc.umount2(b".", MNT_DETACH), "detach the old root")
+    os.chdir("/")
+
+
+def _seal(libc, writable: list[str]) -> bool:
+    """Remount everything read-only except ``writable`` (ids are mapped already)."""
+    mount = libc.mount
     keep = {os.path.realpath(w) for w in writable}
     for path in sorted(keep):
         if mount(path.encode(), path.encode(), None, MS_BIND | MS_REC, None) != 0:
@@ -396,9 +476,10 @@ def _what(event: str) -> str:
     return f"starting a process ({event})"
 
 
-def shut_in(job: dict, keep_fd: int) -> bool:
-    """Everything a child does before it touches learner code. Returns True when the
-    file system is read-only outside the temporary folder (namespaces available)."""
+def shut_in(job: dict, keep_fd: int) -> str:
+    """Everything a child does before it touches learner code. Returns what shut the
+    file system: "view" (only the allow-list exists), "read-only" (everything
+    read-only outside the temporary folder) or "" (namespaces unavailable)."""
     os.setpgid(0, 0)
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, signal.SIG_DFL)
@@ -413,9 +494,12 @@ def shut_in(job: dict, keep_fd: int) -> bool:
             except OSError:
                 pass
     writable = [job["root"]]
-    sealed = isolate(writable) if job.get("isolate", True) else False
+    data = _vm_data()                    # read before /proc may be gone
+    view = job.get("view")
+    if view is not None:
+        view = {**view, "base": _VIEW_BASE}
+    sealed = isolate(writable, view) if job.get("isolate", True) else ""
     extra = job["memory_mb"] * 2**20
-    data = _vm_data()
     if data:
         _limit(resource.RLIMIT_DATA, data + extra)
     _limit(resource.RLIMIT_FSIZE, job.get("file_mb", 256) * 2**20)
@@ -521,7 +605,7 @@ def run_notebook(job: dict, secret: list, fd: int) -> None:
     """Child: run the graded notebook's code cells, reporting each to the worker."""
     secret.clear()   # the grading secret is for the check processes, not the learner's code
     sealed = shut_in(job, fd)
-    send(fd, {"type": "hello", "sealed": sealed})
+    send(fd, {"type": "hello", "confinement": sealed})
     shell = _SHELL
     for i, cell in enumerate(job["cells"]):
         send(fd, {"type": "start", "cell": i})
@@ -661,13 +745,16 @@ def _restore(state: dict) -> None:
 
 # -- the worker -----------------------------------------------------------------------------
 _SHELL = None
+_VIEW_BASE = ""                       # an empty folder each child mounts its view on
 _WARM: set[str] = set()
 _PRINTS: tuple[int, dict] | None = None   # (len(sys.modules), fingerprint) of the worker
 
 
 def _prepare() -> None:
     """Import what every notebook needs, once, in the pristine worker."""
-    global _SHELL
+    global _SHELL, _VIEW_BASE
+    import tempfile
+    _VIEW_BASE = tempfile.mkdtemp(prefix="view-", dir=os.getcwd())
     if LINUX:
         try:
             import ctypes
@@ -824,12 +911,12 @@ def grade_job(job: dict) -> dict:
     start = time.monotonic()
     cells = [{"error": None, "ran": False} for _ in job["cells"]]
     snapshots: dict[int, tuple[dict, bytes]] = {}
-    current = {"cell": None, "since": start, "sealed": False}
+    current = {"cell": None, "since": start, "confinement": ""}
 
     def on_frame(header, payload):
         kind = header.get("type")
         if kind == "hello":
-            current["sealed"] = bool(header.get("sealed"))
+            current["confinement"] = str(header.get("confinement") or "")
         elif kind == "start":
             current["cell"], current["since"] = int(header["cell"]), time.monotonic()
         elif kind == "end":
@@ -893,7 +980,9 @@ def grade_job(job: dict) -> dict:
                            "error": verdict.get("error"), "tampered": verdict.get("tampered", []),
                            "copy_errors": verdict.get("copy_errors", {}),
                            "kernel": cells[cell]["error"]})
-    return {"cells": cells, "stop": stop, "checks": checks, "sealed": current["sealed"],
+    return {"cells": cells, "stop": stop, "checks": checks,
+            "sealed": bool(current["confinement"]), "confinement": current["confinement"],
+            "bubblewrap": os.environ.get("COURSEKIT_BWRAP") == "1",
             "seconds": round(time.monotonic() - start, 3)}
 
 

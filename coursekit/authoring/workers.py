@@ -30,10 +30,27 @@ class WorkerError(RuntimeError):
         self.died = died          # the worker process is gone (a retry may succeed)
 
 
-class Worker:
-    """One sandbox worker process and its JSON-lines channel."""
+_AREA: list[str] = []
 
-    def __init__(self, threads: int, start_timeout: float = 300):
+
+def grading_area() -> str:
+    """The one folder of this process under which every submission is graded (made on
+    first use, removed at exit): the only place a bubblewrapped worker can write."""
+    if not _AREA or not os.path.isdir(_AREA[0]):
+        _AREA[:] = [tempfile.mkdtemp(prefix="coursekit-grading-area-")]
+    return _AREA[0]
+
+
+class Worker:
+    """One sandbox worker process and its JSON-lines channel.
+
+    Where bubblewrap works (:func:`coursekit.authoring.view.bwrap_works`), the worker
+    starts inside it and sees only the allow-listed view, its own folder and the
+    grading area; elsewhere it starts as a plain process and each child it forks
+    builds the same view with namespaces."""
+
+    def __init__(self, threads: int, start_timeout: float = 300, bubblewrap: bool | None = None):
+        from coursekit.authoring import view
         self.home = tempfile.mkdtemp(prefix="coursekit-worker-")
         env = dict(os.environ)
         env.update({"PYTHONHASHSEED": "0", "MPLBACKEND": "Agg", "IPYTHONDIR": self.home,
@@ -43,8 +60,14 @@ class Worker:
         package_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
         env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
         self.log = open(os.path.join(self.home, "worker.log"), "wb")
+        self.bubblewrap = view.bwrap_works() if bubblewrap is None else bubblewrap
+        command = [sys.executable, "-m", "coursekit.authoring.sandbox"]
+        if self.bubblewrap:
+            env["COURSEKIT_BWRAP"] = "1"
+            env["TMPDIR"] = self.home
+            command = view.bwrap_command([self.home, grading_area()]) + command
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "coursekit.authoring.sandbox"], stdin=subprocess.PIPE,
+            command, stdin=subprocess.PIPE,
             stdout=subprocess.PIPE, stderr=self.log, cwd=self.home, env=env,
             start_new_session=True)
         self.started = time.monotonic()
@@ -187,3 +210,5 @@ def close_all() -> None:
     for pool in _POOLS.values():
         pool.close()
     _POOLS.clear()
+    if _AREA:
+        shutil.rmtree(_AREA[0], ignore_errors=True)

@@ -145,7 +145,8 @@ def call(check: str, fn: Callable, *args, what: str = "your function", bans=(),
         raise
     except Exception as err:  # the learner's code raised: report it, keep the cause
         raise CheckFailure(
-            f"{check} failed: calling {what} raised {type(err).__name__}: {short_text(err)}\n"
+            f"{check} failed: calling {what} raised {type(err).__name__}\n"
+            f"  message:  {short_text(err)}\n"
             f"  hint:     run your function on a small example in a cell above to see "
             f"where it breaks") from err
     return plain(result)
