@@ -70,7 +70,8 @@ def test_the_gradebook_says_which_sandbox_ran(klass, tmp_path):
     root, subs = klass
     grade(subs[:3], tmp_path, Settings(solutions=root / "solutions", jobs=2, secret=SECRET), progress=False)
     rows = list(csv.DictReader(open(tmp_path / "gradebook.csv")))
-    assert all(r["sandbox"].startswith(("namespaces", "audit hook only")) for r in rows), rows
+    assert all(r["sandbox"].startswith(("bubblewrap", "namespaces", "audit hook only"))
+               for r in rows), rows
     assert "Sandbox:" in (tmp_path / "summary.md").read_text()
     grade(subs[:1], tmp_path / "open", Settings(solutions=root / "solutions", jobs=1, secret=SECRET,
                                                 isolate=False), progress=False)

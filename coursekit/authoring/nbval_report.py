@@ -1,6 +1,6 @@
 """A pytest plugin that records nbval's verdict on each notebook cell as JSON.
 
-``coursekit grade`` decides grades in its own sandbox (see sandbox.py); this plugin is
+``coursekit grade`` decides grades in its own sandbox (see coursekit/authoring/sandbox/); this plugin is
 how its tests and an instructor compare them with plain nbval::
 
     COURSEKIT_NBVAL_REPORT=verdicts.json pytest --nbval-lax \

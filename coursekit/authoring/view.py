@@ -15,7 +15,7 @@ Two ways build that view, and the gradebook says which one ran:
 - **namespaces** (fallback, and a second layer under bubblewrap): each notebook and
   check process enters new user, mount, network and pid namespaces, mounts an empty
   tmpfs, binds the allow-listed paths into it at the same paths, mounts its own
-  ``/proc`` and pivots its root there (:func:`coursekit.authoring.sandbox.isolate`).
+  ``/proc`` and pivots its root there (:func:`coursekit.authoring.sandbox.confine.isolate`).
 """
 from __future__ import annotations
 

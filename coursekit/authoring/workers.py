@@ -21,6 +21,8 @@ import tempfile
 import threading
 import time
 
+from coursekit.authoring.sandbox.messages import Job, JobResult
+
 
 class WorkerError(RuntimeError):
     """A worker died, hung or answered nonsense; the job was not graded."""
@@ -93,17 +95,18 @@ class Worker:
                 raise WorkerError(f"the grading worker could not start: {message}")
             self.ready = True
 
-    def run(self, job: dict, timeout: float) -> dict:
+    def run(self, job: Job, timeout: float) -> JobResult:
         self.wait_ready()
         try:
-            self.proc.stdin.write((json.dumps({"op": "grade", "job": job}) + "\n").encode())
+            line = '{"op": "grade", "job": ' + job.to_json() + '}\n'
+            self.proc.stdin.write(line.encode())
             self.proc.stdin.flush()
         except OSError:
             raise WorkerError("the grading worker had stopped", died=True) from None
         answer = json.loads(self._readline(timeout))
         if not answer.get("ok"):
             raise WorkerError(f"grader bug: {answer.get('error')}\n{answer.get('trace', '')}")
-        return answer["result"]
+        return JobResult.from_dict(answer["result"])
 
     def log_tail(self) -> str:
         try:
@@ -133,8 +136,8 @@ class Worker:
 class WorkerPool:
     """Up to ``size`` workers, started on demand; ``run`` blocks until one is free."""
 
-    def __init__(self, size: int, threads: int):
-        self.size, self.threads = size, threads
+    def __init__(self, size: int, threads: int, bubblewrap: bool | None = None):
+        self.size, self.threads, self.bubblewrap = size, threads, bubblewrap
         self.idle: queue.Queue[Worker] = queue.Queue()
         self.count = 0
         self.lock = threading.Lock()
@@ -147,7 +150,7 @@ class WorkerPool:
             with self.lock:
                 if self.idle.empty() and self.count < self.size:
                     self.count += 1
-                    worker = Worker(self.threads)
+                    worker = Worker(self.threads, bubblewrap=self.bubblewrap)
                     self.all.append(worker)
                     return worker
             worker = self.idle.get()
@@ -167,11 +170,11 @@ class WorkerPool:
         with self.lock:
             while self.count < min(n, self.size):
                 self.count += 1
-                worker = Worker(self.threads)
+                worker = Worker(self.threads, bubblewrap=self.bubblewrap)
                 self.all.append(worker)
                 self.idle.put(worker)
 
-    def run(self, job: dict, timeout: float, retry: bool = True) -> dict:
+    def run(self, job: Job, timeout: float, retry: bool = True) -> JobResult:
         """Grade one job on a free worker. A worker found dead is replaced and the job
         tried once more; a worker that hangs or dies twice fails the job."""
         worker = self._take()
@@ -197,11 +200,12 @@ class WorkerPool:
 _POOLS: dict[tuple[int, int], WorkerPool] = {}
 
 
-def get_pool(size: int, threads: int) -> WorkerPool:
-    """The process's shared pool for this size (workers are stateless between jobs)."""
-    key = (size, threads)
+def get_pool(size: int, threads: int, isolate: bool = True) -> WorkerPool:
+    """The process's shared pool for this size (workers are stateless between jobs).
+    ``isolate=False`` (``Settings.isolate``) starts its workers outside bubblewrap too."""
+    key = (size, threads, isolate)
     if key not in _POOLS:
-        _POOLS[key] = WorkerPool(size, threads)
+        _POOLS[key] = WorkerPool(size, threads, bubblewrap=None if isolate else False)
     return _POOLS[key]
 
 
