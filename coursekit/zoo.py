@@ -89,7 +89,7 @@ def _recipe(entry: Entry) -> dict:
     recipe = dict(entry.recipe)
     steps = recipe.pop("n_steps")
     recipe["n_steps"] = budget(steps[0], fast=steps[1])
-    recipe["mode"] = "fast" if fast_mode() else "full"
+    recipe["mode"] = _mode()
     return recipe
 
 
@@ -106,7 +106,11 @@ def cache_key(name: str) -> str:
 
 def path(name: str) -> Path:
     """The file ``load(name)`` reads or writes now."""
-    return cache_dir() / f"{name}-{cache_key(name)}.pt"
+    return cache_dir() / f"{name}-{_mode()}-{cache_key(name)}.pt"
+
+
+def _mode() -> str:
+    return "fast" if fast_mode() else "full"
 
 
 def _digest(file: Path) -> str:
@@ -146,8 +150,12 @@ def _write(name: str, file: Path, payload: dict) -> None:
 
 
 def _remove_stale(name: str, keep: Path) -> None:
+    """Remove this model's files made by other code or recipes, in this mode only: the
+    fast-mode file (the tests') and the full one (the lessons') live side by side. Files
+    named before the mode was part of the name are removed too."""
+    mine = f"{name}-{_mode()}"
     for old in cache_dir().glob(f"{name}-*.pt"):
-        if old != keep and old.stem.rsplit("-", 1)[0] == name:
+        if old != keep and old.stem.rsplit("-", 1)[0] in (mine, name):
             warnings.warn(f"removed {old}: made by an older version of the code or recipe",
                           CacheWarning, stacklevel=3)
             old.unlink(missing_ok=True)
@@ -315,3 +323,31 @@ register(Entry(
     recipe={"preset": "digits", "seed": 0, "n_steps": (1500, 30)},
     modules=("coursekit.models.diffusion", "coursekit.models.unet"),
     build=_build_digit_diffusion, restore=_restore_digit_diffusion))
+
+
+def _build_digit_cfg(recipe: dict, device: torch.device, progress: bool) -> dict:
+    from coursekit.models.cond_diffusion import train_digit_cfg
+    run = train_digit_cfg(recipe["n_steps"], device=device, seed=recipe["seed"], progress=progress,
+                          p_uncond=recipe["p_uncond"])
+    return {"state_dict": _cpu(run.ema_model.state_dict()), "history": run.history.state(),
+            "p_uncond": recipe["p_uncond"]}
+
+
+def _restore_digit_cfg(state: dict, device: torch.device) -> Run:
+    from coursekit.models.cond_diffusion import CondDiffusionConfig, CondUNet
+    from coursekit.models.diffusion import NoiseSchedule
+    cfg = CondDiffusionConfig.preset("digits", p_uncond=state["p_uncond"])
+    model = CondUNet(cfg.unet, cfg.n_classes)
+    model.load_state_dict(state["state_dict"], strict=True)
+    run = Run(model.to(device).eval(), History.from_state(state["history"]), cfg)
+    run.schedule = NoiseSchedule.from_config(cfg).to(device)   # what guided_sample needs beside it
+    return run
+
+
+register(Entry(
+    name="digit-cfg",
+    about="class-conditional U-Net (labels 0-9 and a null class, p_uncond = 0.1) on the 8x8 digits, "
+          "EMA weights, for classifier-free guidance: lesson 14's model",
+    recipe={"seed": 0, "p_uncond": 0.1, "n_steps": (1200, 30)},
+    modules=("coursekit.models.cond_diffusion", "coursekit.models.diffusion", "coursekit.models.unet"),
+    build=_build_digit_cfg, restore=_restore_digit_cfg))

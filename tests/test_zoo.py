@@ -96,6 +96,24 @@ def test_fast_and_full_mode_never_share_a_file(cache, monkeypatch):
     assert zoo.path("story-gpt") != fast
 
 
+def test_cleaning_up_one_mode_keeps_the_other_modes_file(cache, monkeypatch):
+    """The tests build fast-mode models and the lessons full ones, in the same cache: a
+    rebuild in one mode must not delete the other's (it cost a 10-minute retrain)."""
+    monkeypatch.setenv("COURSEKIT_FAST", "0")
+    cache.mkdir(parents=True, exist_ok=True)
+    keep = zoo.path("digit-vae")
+    other_fast = cache / "digit-vae-fast-0123456789ab.pt"
+    old_full = cache / "digit-vae-full-0123456789ab.pt"
+    legacy = cache / "digit-vae-0123456789ab.pt"
+    neighbour = cache / "digit-vae-large-full-0123456789ab.pt"
+    for f in (keep, other_fast, old_full, legacy, neighbour):
+        f.write_bytes(b"x")
+    with pytest.warns(zoo.CacheWarning):
+        zoo._remove_stale("digit-vae", keep)
+    assert keep.exists() and other_fast.exists() and neighbour.exists()
+    assert not old_full.exists() and not legacy.exists()
+
+
 @pytest.mark.parametrize("name", ["digit-gan", "digit-diffusion"])
 def test_image_models_round_trip(cache, name):
     run = zoo.load(name, progress=False)
