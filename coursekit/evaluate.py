@@ -106,6 +106,31 @@ def digit_quality(samples: torch.Tensor, classifier: DigitClassifier | None = No
     }
 
 
+
+@torch.no_grad()
+def within_class_diversity(samples: torch.Tensor, labels: torch.Tensor) -> float:
+    """Mean distance between two images of the same class, averaged over the classes (chapter 14).
+
+    For each class with at least two images: the mean Euclidean distance (in pixel space)
+    over all pairs of its images; then the mean over those classes. A model that draws the
+    same image for every request of a class scores 0; real digits score well above.
+
+    Args:
+        samples: (N, 1, 8, 8) or (N, D) images in [0, 1].
+        labels: (N,) the class of each image (the requested class for generated ones).
+    Returns:
+        The diversity (nan when no class has two images).
+    """
+    x = torch.as_tensor(samples).detach().float().cpu().flatten(1)              # (N, D)
+    labels = torch.as_tensor(labels).cpu()
+    per_class = []
+    for c in labels.unique():
+        xc = x[labels == c]                                                       # (n_c, D)
+        if len(xc) >= 2:
+            d = torch.cdist(xc, xc)                                               # (n_c, n_c)
+            per_class.append(d.sum() / (len(xc) * (len(xc) - 1)))
+    return torch.stack(per_class).mean().item() if per_class else float("nan")
+
 # --- text --------------------------------------------------------------------------------
 
 def ngrams(text: str, n: int) -> list[tuple[str, ...]]:

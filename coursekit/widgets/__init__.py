@@ -20,6 +20,7 @@ _WIDGETS = {
     "timestep_scrubber": "diffusion",
     "sampling_explorer": "sampling",
     "tokenizer_explorer": "tokenizer",
+    "guidance_explorer": "guidance",
 }
 
 
