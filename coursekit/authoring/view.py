@@ -102,7 +102,10 @@ def bwrap_works() -> bool:
     if os.environ.get("COURSEKIT_NO_BWRAP"):
         return False
     try:
-        probe = subprocess.run([*bwrap_command([]), sys.executable, "-c", "import coursekit"],
+        # find_spec finds the packages without importing them (torch takes seconds)
+        probe = subprocess.run([*bwrap_command([]), sys.executable, "-c",
+                                "import importlib.util as u, sys; sys.exit(any(u.find_spec(m) is "
+                                "None for m in ('coursekit', 'torch', 'IPython')))"],
                                capture_output=True, timeout=60)
     except (OSError, subprocess.TimeoutExpired):
         return False
