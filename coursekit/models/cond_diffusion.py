@@ -22,7 +22,6 @@ import time
 from dataclasses import dataclass, field
 
 import torch
-from einops import rearrange
 from torch import nn
 from torch.nn import functional as F
 

@@ -277,11 +277,10 @@ def serve() -> None:
         if message.get("op") == "quit":
             break
         try:
-            result = grade_job(Job.from_dict(message["job"]))
-            answer = {"ok": True, "result": dataclasses.asdict(result)}
+            answer = '{"ok": true, "result": ' + grade_job(Job.from_dict(message["job"])).to_json() + "}"
         except Exception as err:  # a bug in the grader, not in the submission
             import traceback
-            answer = {"ok": False, "error": f"{type(err).__name__}: {err}",
-                      "trace": traceback.format_exc()}
+            answer = json.dumps({"ok": False, "error": f"{type(err).__name__}: {err}",
+                                 "trace": traceback.format_exc()})
         kill_tree()
-        out.write(json.dumps(answer) + "\n")
+        out.write(answer + "\n")
