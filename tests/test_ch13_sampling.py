@@ -300,6 +300,16 @@ def test_the_solutions_pass_every_check(capsys):
     assert capsys.readouterr().out.count("PASSED") == 2 * len(EXERCISES)
 
 
+@pytest.mark.parametrize("seed", [23, 34, 37])
+def test_the_model_beam_search_passes_when_two_beams_tie(seed, capsys):
+    """On these seeds the bigram test model has two hypotheses with the same best score (one
+    cycle walked from two starts); the grader's fresh secret once drew such a case and failed
+    the answer key."""
+    ns = _answer_cells("solutions")
+    ch13.check_beam_search_lp(ns["beam_search_lp"], seed=seed)
+    assert capsys.readouterr().out.startswith("PASSED")
+
+
 def test_the_released_exercises_fail_every_check_until_written():
     ns = _answer_cells("exercises")
     for name in EXERCISES:
