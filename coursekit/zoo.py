@@ -32,7 +32,7 @@ from pathlib import Path
 import torch
 
 from coursekit.lm import LMTrainConfig
-from coursekit.runtime import budget, fast_mode
+from coursekit.runtime import fast_mode
 from coursekit.train import History, Run
 
 CACHE_ENV = "COURSEKIT_CACHE"
@@ -84,33 +84,43 @@ def _entry(name: str) -> Entry:
     return _ENTRIES[name]
 
 
-def _recipe(entry: Entry) -> dict:
+def _recipe(entry: Entry, mode: str | None = None) -> dict:
     """The entry's recipe with the mode-dependent training length resolved."""
+    mode = _mode(mode)
     recipe = dict(entry.recipe)
     steps = recipe.pop("n_steps")
-    recipe["n_steps"] = budget(steps[0], fast=steps[1])
-    recipe["mode"] = _mode()
+    recipe["n_steps"] = steps[1] if mode == "fast" else steps[0]
+    recipe["mode"] = mode
     return recipe
 
 
-def cache_key(name: str) -> str:
+def cache_key(name: str, mode: str | None = None) -> str:
     """12 hex digits naming the recipe, the code and the mode the model is built with."""
     entry = _entry(name)
     h = hashlib.sha256()
-    h.update(json.dumps(_recipe(entry), sort_keys=True, default=str).encode())
+    h.update(json.dumps(_recipe(entry, mode), sort_keys=True, default=str).encode())
     for module in entry.modules:
         h.update(inspect.getsource(__import__(module, fromlist=["_"])).encode())
     h.update(torch.__version__.split("+")[0].encode())
     return h.hexdigest()[:12]
 
 
-def path(name: str) -> Path:
-    """The file ``load(name)`` reads or writes now."""
-    return cache_dir() / f"{name}-{_mode()}-{cache_key(name)}.pt"
+def path(name: str, mode: str | None = None) -> Path:
+    """The file ``load(name, mode=mode)`` reads or writes now."""
+    mode = _mode(mode)
+    return cache_dir() / f"{name}-{mode}-{cache_key(name, mode)}.pt"
 
 
-def _mode() -> str:
-    return "fast" if fast_mode() else "full"
+MODES = ("fast", "full")
+
+
+def _mode(mode: str | None = None) -> str:
+    """``mode`` checked, or the session's mode: "fast" under COURSEKIT_FAST, else "full"."""
+    if mode is None:
+        return "fast" if fast_mode() else "full"
+    if mode not in MODES:
+        raise ValueError(f"mode must be 'fast', 'full' or None (the session's mode), got {mode!r}")
+    return mode
 
 
 def _digest(file: Path) -> str:
@@ -121,7 +131,7 @@ def _digest(file: Path) -> str:
     return h.hexdigest()
 
 
-def _read(name: str, file: Path, device: torch.device) -> Run:
+def _read(name: str, file: Path, device: torch.device, mode: str | None = None) -> Run:
     """Load and verify a cached file; raises ValueError saying what is wrong with it."""
     sidecar = file.with_suffix(".sha256")
     if not sidecar.is_file():
@@ -132,7 +142,7 @@ def _read(name: str, file: Path, device: torch.device) -> Run:
         state = torch.load(file, map_location="cpu", weights_only=True)
     except Exception as err:   # an unpickling error, a truncated archive, ...
         raise ValueError(f"torch.load refused it ({type(err).__name__}: {str(err)[:120]})") from None
-    if not isinstance(state, dict) or state.get("zoo") != name or state.get("key") != cache_key(name):
+    if not isinstance(state, dict) or state.get("zoo") != name or state.get("key") != cache_key(name, mode):
         raise ValueError("it was made for another model or another version of the code")
     try:
         return _entry(name).restore(state["payload"], device)
@@ -140,20 +150,20 @@ def _read(name: str, file: Path, device: torch.device) -> Run:
         raise ValueError(f"its weights do not fit the model ({type(err).__name__}: {str(err)[:120]})") from None
 
 
-def _write(name: str, file: Path, payload: dict) -> None:
+def _write(name: str, file: Path, payload: dict, mode: str | None = None) -> None:
     file.parent.mkdir(parents=True, exist_ok=True)
     tmp = file.with_suffix(f".tmp{os.getpid()}")
-    torch.save({"zoo": name, "key": cache_key(name), "payload": payload}, tmp)
+    torch.save({"zoo": name, "key": cache_key(name, mode), "payload": payload}, tmp)
     digest = _digest(tmp)
     os.replace(tmp, file)                          # atomic: a reader never sees half a file
     file.with_suffix(".sha256").write_text(digest + "\n")
 
 
-def _remove_stale(name: str, keep: Path) -> None:
+def _remove_stale(name: str, keep: Path, mode: str | None = None) -> None:
     """Remove this model's files made by other code or recipes, in this mode only: the
     fast-mode file (the tests') and the full one (the lessons') live side by side. Files
     named before the mode was part of the name are removed too."""
-    mine = f"{name}-{_mode()}"
+    mine = f"{name}-{_mode(mode)}"
     for old in cache_dir().glob(f"{name}-*.pt"):
         if old != keep and old.stem.rsplit("-", 1)[0] in (mine, name):
             warnings.warn(f"removed {old}: made by an older version of the code or recipe",
@@ -162,7 +172,8 @@ def _remove_stale(name: str, keep: Path) -> None:
             old.with_suffix(".sha256").unlink(missing_ok=True)
 
 
-def load(name: str, device=None, progress: bool = True, rebuild: bool = False) -> Run:
+def load(name: str, device=None, progress: bool = True, rebuild: bool = False,
+         mode: str | None = None) -> Run:
     """The trained model ``name``, from the cache or trained now (and then cached).
 
     Args:
@@ -170,28 +181,32 @@ def load(name: str, device=None, progress: bool = True, rebuild: bool = False) -
         device: where to put it (default CPU); it is trained on this device if not cached.
         progress: show the training progress bar.
         rebuild: train again even if a good file is cached.
+        mode: "full" or "fast" to ask for that mode's model whatever the session's mode is
+            (a lesson that means nothing on an untrained model asks for "full" even under
+            the tests' fast mode); None (the default) follows ``COURSEKIT_FAST``.
     Returns:
         A ``Run`` (for language models an ``LMRun``) with the model in eval mode.
     """
     entry = _entry(name)
     device = torch.device(device or "cpu")
-    file = path(name)
+    mode = _mode(mode)
+    file = path(name, mode)
     if file.exists() and not rebuild:
         try:
-            return _read(name, file, device)
+            return _read(name, file, device, mode)
         except ValueError as why:
             warnings.warn(f"the cached model {file} is not usable: {why}; training it again",
                           CacheWarning, stacklevel=2)
-    payload = entry.build(_recipe(entry), device, progress)
+    payload = entry.build(_recipe(entry, mode), device, progress)
     try:
-        _write(name, file, payload)
+        _write(name, file, payload, mode)
     except OSError as err:   # a read-only home, a full disk, the grading sandbox
         warnings.warn(f"could not keep {name} in the cache at {file} ({err}); using it without "
                       f"caching (set {CACHE_ENV} to a writable folder to keep it)",
                       CacheWarning, stacklevel=2)
         return entry.restore(payload, device)
-    _remove_stale(name, file)
-    return _read(name, file, device)
+    _remove_stale(name, file, mode)
+    return _read(name, file, device, mode)
 
 
 def available() -> dict[str, str]:

@@ -96,6 +96,30 @@ def test_fast_and_full_mode_never_share_a_file(cache, monkeypatch):
     assert zoo.path("story-gpt") != fast
 
 
+def test_a_lesson_can_ask_for_the_full_model_under_fast_mode(cache, monkeypatch):
+    """Lesson 11 aligns a model that must already write the story world's endings: it asks for
+    mode="full" even in the tests' fast mode, and gets the file a learner's session would."""
+    entry = zoo._ENTRIES["digit-vae"]
+    recipes = []
+
+    def build(recipe, *args):
+        recipes.append(recipe)
+        return entry.build(recipe, *args)
+
+    monkeypatch.setitem(zoo._ENTRIES, "digit-vae", zoo.Entry(
+        entry.name, entry.about, {**entry.recipe, "n_steps": (3, 2)}, entry.modules, build, entry.restore))
+    full = zoo.path("digit-vae", mode="full")
+    assert full != zoo.path("digit-vae") and "-full-" in full.name
+    monkeypatch.setenv("COURSEKIT_FAST", "0")
+    assert zoo.path("digit-vae") == full
+    monkeypatch.setenv("COURSEKIT_FAST", "1")
+    zoo.load("digit-vae", progress=False, mode="full")
+    assert [(r["n_steps"], r["mode"]) for r in recipes] == [(3, "full")], "the full recipe, not the fast one"
+    assert full.exists() and not zoo.path("digit-vae").exists()
+    with pytest.raises(ValueError, match="mode must be"):
+        zoo.load("digit-vae", mode="quick")
+
+
 def test_cleaning_up_one_mode_keeps_the_other_modes_file(cache, monkeypatch):
     """The tests build fast-mode models and the lessons full ones, in the same cache: a
     rebuild in one mode must not delete the other's (it cost a 10-minute retrain)."""
