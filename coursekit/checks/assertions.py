@@ -191,6 +191,11 @@ def as_number(check: str, value: Any, what: str) -> float:
 _GRADING_SECRET: str | None = None   # set by coursekit grade's check process only
 
 
+def seeded(seed: int) -> torch.Generator:
+    """A generator of its own for a check's cases: the learner's global random state is left alone."""
+    return torch.Generator().manual_seed(seed)
+
+
 def hidden_seed(label: str) -> int:
     """A seed for an instructor-only case that a learner cannot predict.
 

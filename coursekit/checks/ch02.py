@@ -15,8 +15,8 @@ import numbers
 import torch
 from torch.nn import functional as F
 
-from coursekit.checks.assertions import (as_tensor, call, diagnose, expect_close, fail,
-                                         matches, passed, require_callable, scan_answer)
+from coursekit.checks.assertions import (as_tensor, call, diagnose, expect_close, fail, matches, passed,
+                                        require_callable, scan_answer, seeded)
 from coursekit.checks.forbidden import ban
 
 _LINEAR = ban("torch.nn.functional.linear", "torch._C._nn.linear", "torch.nn.Linear",
@@ -80,8 +80,7 @@ def _not_itself(check: str, fn, what: str) -> None:
     scan_answer(check, lambda *args: fn(*args), BANS[check], what)
 
 
-def _gen(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
+_gen = seeded
 
 
 def _close(a, b: torch.Tensor, atol: float = 1e-5) -> bool:

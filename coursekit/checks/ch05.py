@@ -18,9 +18,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from coursekit.checks.assertions import (CheckFailure, as_number, as_tensor, call, describe,
-                                         diagnose, expect_close, fail, guarded, matches,
-                                         passed, require_callable, scan_answer)
+from coursekit.checks.assertions import (CheckFailure, as_number, as_tensor, call, describe, diagnose,
+                                        expect_close, fail, guarded, matches, passed, require_callable,
+                                        scan_answer, seeded)
 from coursekit.checks.forbidden import ban
 
 _KL_LIBRARY = ban("torch.distributions.kl_divergence", "torch.distributions.kl.kl_divergence",
@@ -71,8 +71,7 @@ def _not_itself(check: str, fn, what: str) -> None:
     scan_answer(check, lambda *args: fn(*args), BANS[check], what)
 
 
-def _gen(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
+_gen = seeded
 
 
 _close, _describe, _diagnose = matches, describe, diagnose

@@ -19,7 +19,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from coursekit.checks.assertions import (CheckFailure, as_tensor, call, expect_close, fail, passed,
-                                         require_callable)
+                                        require_callable, seeded)
 from coursekit.checks.forbidden import ban
 
 # ---------------------------------------------------------------------------------------
@@ -97,8 +97,7 @@ def _linear_betas(T: int) -> torch.Tensor:
     return torch.linspace(1e-4 * 1000 / T, 0.02 * 1000 / T, T).clamp(max=0.5).float()
 
 
-def _gen(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
+_gen = seeded
 
 
 # ---------------------------------------------------------------------------------------

@@ -16,9 +16,8 @@ import math
 
 import torch
 
-from coursekit.checks.assertions import (CheckFailure, as_number, as_tensor, call, diagnose,
-                                         expect_close, fail, matches, passed,
-                                         require_callable, scan_answer)
+from coursekit.checks.assertions import (CheckFailure, as_number, as_tensor, call, diagnose, expect_close,
+                                        fail, matches, passed, require_callable, scan_answer, seeded)
 from coursekit.checks.forbidden import ban
 
 BANS = {
@@ -54,8 +53,7 @@ BANS = {
 }
 
 
-def _gen(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
+_gen = seeded
 
 
 _close, _diagnose = matches, diagnose

@@ -20,7 +20,7 @@ import random
 import torch
 
 from coursekit.checks.assertions import (as_number, as_tensor, call, expect_close, fail, passed,
-                                         require_callable)
+                                        require_callable, seeded)
 from coursekit.checks.forbidden import ban
 
 # ---------------------------------------------------------------------------------------
@@ -98,8 +98,7 @@ def _distinct_n(texts: list[str], n: int) -> float:
     return len(seen) / total if total else 0.0
 
 
-def _gen(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
+_gen = seeded
 
 
 def _random_probs(g: torch.Generator, B: int, V: int, zeros: bool = True) -> torch.Tensor:
