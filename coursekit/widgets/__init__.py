@@ -21,6 +21,7 @@ _WIDGETS = {
     "sampling_explorer": "sampling",
     "tokenizer_explorer": "tokenizer",
     "guidance_explorer": "guidance",
+    "rlhf_explorer": "rlhf",
 }
 
 
