@@ -20,6 +20,7 @@ _WIDGETS = {
     "timestep_scrubber": "diffusion",
     "sampling_explorer": "sampling",
     "tokenizer_explorer": "tokenizer",
+    "scaling_explorer": "scaling",
     "guidance_explorer": "guidance",
     "rlhf_explorer": "rlhf",
 }
