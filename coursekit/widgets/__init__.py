@@ -22,6 +22,7 @@ _WIDGETS = {
     "tokenizer_explorer": "tokenizer",
     "scaling_explorer": "scaling",
     "guidance_explorer": "guidance",
+    "finetune_samples": "finetune",
     "rlhf_explorer": "rlhf",
 }
 
