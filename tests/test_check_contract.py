@@ -4,7 +4,8 @@ For each graded check of each chapter: an independent right answer passes, the r
 stub fails, at least three wrong answers fail with a message that helps (the four-part
 message and the phrase the table names), every ban the check declares is caught by a
 dodge in the table, no failure message hands out a line of the model answer, and the
-instructor-only cases of the solutions draw their seeds from ``ck.checks.hidden_seed``.
+instructor-only cases of the solutions draw their seeds from ``ck.checks.hidden_seed``, and
+the answer key and every right answer pass those cases whatever seed a grading secret gives.
 """
 from __future__ import annotations
 
@@ -121,6 +122,43 @@ def test_a_right_answer_passes_whatever_the_hidden_seed(chapter, case, capsys):
     for seed in HIDDEN_SEEDS:
         check(*case.args(), **{**case.kwargs, "seed": seed})
         assert capsys.readouterr().out.startswith(f"PASSED {case.check}"), f"seed {seed}"
+
+
+def _answer_key(chapter: str) -> tuple[dict, list]:
+    """The solutions notebook's imports and answer cells run in one namespace, and its graded cells."""
+    nb = nbformat.read(notebook("solutions", chapter[2:]), as_version=4)
+    ns: dict = {}
+    for cell in nb.cells:                       # every import the notebook makes, nothing else
+        if cell.cell_type == "code":
+            imports = [n for n in ast.parse(cell.source).body if isinstance(n, (ast.Import, ast.ImportFrom))]
+            exec(compile(ast.Module(imports, []), f"{chapter} imports", "exec"), ns)
+    for cell in nb.cells:
+        if cell.cell_type == "code" and cell.metadata.get("nbgrader", {}).get("solution"):
+            exec(compile(cell.source, cell.metadata["nbgrader"]["grade_id"], "exec"), ns)
+    graded = [c for c in nb.cells if c.cell_type == "code" and c.metadata.get("nbgrader", {}).get("grade")]
+    return ns, graded
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_the_answer_key_passes_the_hidden_cases_whatever_the_secret(chapter, monkeypatch, capsys):
+    """The hidden tests of every graded cell, run on the model answers with the seeds a grading
+    secret might give: the answer key must get full marks under any secret."""
+    import coursekit as ck
+
+    ns, graded = _answer_key(chapter)
+    ran = 0
+    for cell in graded:
+        hidden = cell.source.split("### BEGIN HIDDEN TESTS", 1)
+        if len(hidden) < 2:
+            continue
+        hidden = hidden[1].split("### END HIDDEN TESTS")[0]
+        for seed in HIDDEN_SEEDS:
+            monkeypatch.setattr(ck.checks, "hidden_seed", lambda label, s=seed: s)
+            exec(compile(hidden, cell.metadata["nbgrader"]["grade_id"], "exec"), ns)
+            out = capsys.readouterr().out
+            assert "PASSED" in out and "failed" not in out, (cell.metadata["nbgrader"]["grade_id"], seed, out)
+            ran += 1
+    assert ran >= len(HIDDEN_SEEDS), f"{chapter}: no graded cell has hidden tests"
 
 
 @pytest.mark.parametrize("chapter,case", _params("RIGHT"))
