@@ -1,6 +1,6 @@
 """The course as a learner sees it: JupyterLab in headless Chromium.
 
-Runs every cell of the chapter 02 and 03 lessons and asserts that no cell shows an
+Runs every cell of the lessons of chapters 02, 03, 09, 10 and 11 and asserts that no cell shows an
 error, that widgets render as controls (not as a text fallback), and that moving a
 slider changes the plot it drives; then fills an exercise with a right and a wrong
 answer and reads the check's verdict. Screenshots land in ``screenshots/browser/``
@@ -17,7 +17,7 @@ from labdriver import (cells, errors, nudge_first_slider, open_notebook, output_
                        run_cells, set_source, show_cell, traceback_text, widget_outputs)
 from nbtools import notebook
 
-LESSONS = ["02", "03"]
+LESSONS = ["02", "03", "09", "10", "11"]
 
 
 @pytest.mark.parametrize("chapter", LESSONS)
