@@ -317,6 +317,12 @@ def check_beam_search_lp(beam_search_lp, seed: int = 0) -> None:
     passed(name, "end tokens, length penalties and widths agree with the reference on 18 searches")
 
 
+def _raw_score(model, prompt, tokens) -> float:
+    """The test model's log-probability of ``tokens`` after ``prompt`` (0 for no tokens)."""
+    full = prompt.tolist() + tokens
+    return sum(model.table[full[i - 1], full[i]].item() for i in range(len(prompt), len(full)))
+
+
 def _tied_best(model, prompt, tokens, score, ref_score, max_new, eos, alpha) -> bool:
     """A different hypothesis with exactly the best score is also right.
 
@@ -328,16 +334,13 @@ def _tied_best(model, prompt, tokens, score, ref_score, max_new, eos, alpha) -> 
         return False
     if any(not 0 <= t < model.table.shape[0] for t in tokens):
         return False
-    full = prompt.tolist() + tokens
-    raw = sum(model.table[full[i - 1], full[i]].item() for i in range(len(prompt), len(full)))
-    true = raw / len(tokens) ** alpha
+    true = _raw_score(model, prompt, tokens) / len(tokens) ** alpha
     return abs(true - ref_score) < 1e-6 and abs(score - ref_score) < 1e-4
 
 
 def _beam_hint(model, prompt, max_new, width, eos, alpha, tokens, score, ref_tokens) -> str:
-    n0 = len(prompt)
     full = prompt.tolist() + tokens
-    raw = sum(model.table[full[i - 1], full[i]].item() for i in range(n0, len(full))) if tokens else 0.0
+    raw = _raw_score(model, prompt, tokens)
     if tokens and abs(score - raw) < 1e-4 and alpha > 0:
         return ("the score is the raw log-probability: divide it by the number of new tokens "
                 "(the end token included) to the power alpha")
