@@ -164,3 +164,12 @@ def test_an_unwritable_cache_still_gives_the_model(cache, monkeypatch):
     with pytest.warns(zoo.CacheWarning, match="without caching"):
         run = zoo.load("digit-vae", progress=False)
     assert not run.model.training and not zoo.path("digit-vae").exists()
+
+
+def test_a_first_load_inside_no_grad_still_trains(cache):
+    """Lesson code often loads a model inside ``torch.no_grad()``; the build must still learn."""
+    with torch.no_grad():
+        run = zoo.load("digit-vae", progress=False)
+    assert torch.is_grad_enabled()
+    losses = run.history["loss"]
+    assert losses[-1] < losses[0], "the model was not trained"
