@@ -249,6 +249,22 @@ def sequence_nll(model, idx: torch.Tensor, start: int, stride: int | None = None
     return (total / (T - start)).float()
 
 
+@torch.no_grad()
+def texts_nll(run, texts: list[str], n_chars: int | None = None) -> torch.Tensor:
+    """(len(texts),) nats per character of each text under a character model ``run``
+    (an ``LMRun``), all cut to the same ``n_chars`` (default: the shortest text's length)
+    so that every text is scored over as many characters with the same context."""
+    if not texts:
+        raise ValueError("no texts to score")
+    n = min(len(t) for t in texts) if n_chars is None else int(n_chars)
+    if n < 2 or any(len(t) < n for t in texts):
+        raise ValueError(f"every text needs at least n_chars = {n} >= 2 characters; "
+                         f"the shortest has {min(len(t) for t in texts)}")
+    device = next(run.model.parameters()).device
+    ids = torch.stack([run.tokenizer.encode(t[:n]) for t in texts]).to(device)     # (B, n)
+    return sequence_nll(run.model, ids, start=1)
+
+
 # -- the GAN lesson's mixtures: mode coverage and sample quality ---------------------------
 
 

@@ -121,7 +121,8 @@ def next_token(logits: torch.Tensor, temperature: float = 1.0, top_k: int | None
 def generate(model, idx: torch.Tensor, max_new_tokens: int, temperature: float = 1.0,
              top_k: int | None = None, top_p: float | None = None,
              repetition_penalty: float | None = None,
-             generator: torch.Generator | None = None, use_cache: bool = True) -> torch.Tensor:
+             generator: torch.Generator | None = None, use_cache: bool = True,
+             logits_processor=None) -> torch.Tensor:
     """Continue each sequence of ``idx`` by ``max_new_tokens`` tokens.
 
     1. Run the model once on the prompt (its last ``block_size`` tokens), filling the cache.
@@ -139,6 +140,8 @@ def generate(model, idx: torch.Tensor, max_new_tokens: int, temperature: float =
         temperature, top_k, top_p, repetition_penalty: decoding rules (see above).
         generator: for reproducible draws.
         use_cache: False recomputes the whole context at every step (the slow way).
+        logits_processor: optional ``f(idx (B, T), logits (B, V)) -> logits (B, V)`` applied
+            first at every step, e.g. a text watermark's green-list bias (lesson 17).
     Returns:
         (B, T0 + max_new_tokens) token ids: the prompt, then the new tokens.
     """
@@ -152,6 +155,8 @@ def generate(model, idx: torch.Tensor, max_new_tokens: int, temperature: float =
         cache = model.new_cache() if use_cache else None
         logits = model(idx[:, -block_size:], cache=cache)[0][:, -1]            # (B, V)
         for step in range(max_new_tokens):
+            if logits_processor is not None:
+                logits = logits_processor(idx, logits)
             if repetition_penalty is not None:
                 logits = apply_repetition_penalty(logits, idx, repetition_penalty)
             nxt = next_token(logits, temperature, top_k, top_p, generator)      # (B, 1)
