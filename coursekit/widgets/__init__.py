@@ -24,6 +24,7 @@ _WIDGETS = {
     "guidance_explorer": "guidance",
     "finetune_samples": "finetune",
     "rlhf_explorer": "rlhf",
+    "applications_gallery": "applications",
     "tradeoff_explorer": "challenges",
     "ethics_explorer": "ethics",
 }
