@@ -333,6 +333,7 @@ def test_qa_pairs_state_the_worlds_facts():
     assert pairs[1].prompt == "Q: What is there in Ashford?\nA:" and pairs[1].value == world.landmark["Ashford"]
     assert answer_correct(f" In Ashford there is {world.landmark['Ashford']}.\nQ: more", pairs[1])
     assert not answer_correct(" In Ashford there is nothing.\n" + world.landmark["Ashford"], pairs[1])
+    assert not answer_correct(f" In Redwater there is {world.landmark['Ashford']}.", pairs[1])   # the wrong town
     train, held = split_towns(6, seed=0)
     assert len(train) == 6 and not set(train) & set(held) and set(train) | set(held) == set(TOWNS)
     assert split_towns(6, seed=1) != (train, held) and split_towns(6, seed=0) == (train, held)

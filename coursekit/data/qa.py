@@ -87,5 +87,9 @@ def qa_corpus(pairs: list[QA], repeats: int = 40, seed: int = 0, stories: list[s
 
 
 def answer_correct(completion: str, pair: QA) -> bool:
-    """True if the first line of ``completion`` (what follows "A:") states the pair's fact."""
-    return pair.value in completion.split("\n", 1)[0]
+    """True if the first line of ``completion`` (what follows "A:") states the pair's fact,
+    and names no town but the one asked about ("Redwater is known for its wool", asked about
+    Millbrook's wool, gives the fact to the wrong town: wrong)."""
+    line = completion.split("\n", 1)[0]
+    others = [t for t in TOWNS if t != pair.town and t in line]
+    return pair.value in line and not others
