@@ -123,8 +123,7 @@ def chat_part(story, n_steps: int, n_seeds: int) -> dict:
     # the held-out facts asked in the stories' own words ("Millbrook is known for"): does the model know them?
     from coursekit.prompting import complete
     held_all = qa_pairs()
-    said = complete(story, [f"{p.town} is known for" if p.kind == "known_for" else f"In {p.town} there is"
-                            for p in held_all], 30, stop=".")
+    said = complete(story, [p.opening for p in held_all], 30, stop=".")
     story_form = r4(sum(p.value in t for p, t in zip(held_all, said)) / len(held_all))
     print(f"all 24 facts asked in the stories' own words (untuned story model): {story_form:.3f}")
     for r in rows.values():

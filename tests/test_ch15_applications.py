@@ -331,6 +331,7 @@ def test_qa_pairs_state_the_worlds_facts():
     assert [p.kind for p in pairs] == ["known_for", "landmark"]
     assert pairs[0].text == f"Q: What is Ashford known for?\nA: Ashford is known for {world.known_for['Ashford']}.\n"
     assert pairs[1].prompt == "Q: What is there in Ashford?\nA:" and pairs[1].value == world.landmark["Ashford"]
+    assert (pairs[0].opening, pairs[1].opening) == ("Ashford is known for", "In Ashford there is")
     assert answer_correct(f" In Ashford there is {world.landmark['Ashford']}.\nQ: more", pairs[1])
     assert not answer_correct(" In Ashford there is nothing.\n" + world.landmark["Ashford"], pairs[1])
     assert not answer_correct(f" In Redwater there is {world.landmark['Ashford']}.", pairs[1])   # the wrong town

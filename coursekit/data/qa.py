@@ -37,6 +37,12 @@ class QA:
         return f"Q: {self.question}\nA:"
 
     @property
+    def opening(self) -> str:
+        """The fact's opening in the stories' own words, for asking without the chat format:
+        "Ashford is known for" or "In Ashford there is" (the model continues with the value)."""
+        return f"{self.town} is known for" if self.kind == "known_for" else f"In {self.town} there is"
+
+    @property
     def text(self) -> str:
         """The pair as training text, one line each, ending with a newline."""
         return f"Q: {self.question}\nA: {self.answer}\n"
