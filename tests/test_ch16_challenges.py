@@ -241,9 +241,13 @@ def test_ddp_one_process_matches_two_under_torchrun(tmp_path):
     from coursekit import ddp_train
     r1 = ddp_train.main(args + ["--out", str(tmp_path / "one.json")])          # in this process: world of 1
     assert r1["world_size"] == 1 and len(r1["losses"]) == 3
-    subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m",
-                    "coursekit.ddp_train", *args, "--out", str(tmp_path / "two.json")],
-                   check=True, timeout=240, capture_output=True)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m",
+           "coursekit.ddp_train", *args, "--out", str(tmp_path / "two.json")]
+    for _ in range(2):     # the processes' rendezvous failed once in a clean-clone CI run; a second failure is real
+        done = subprocess.run(cmd, timeout=240, capture_output=True, text=True)
+        if done.returncode == 0:
+            break
+    assert done.returncode == 0, f"torchrun failed twice; its last output:\n{(done.stdout + done.stderr)[-3000:]}"
     r2 = json.loads((tmp_path / "two.json").read_text())
     assert r2["world_size"] == 2 and r2["global_batch"] == 4
     assert max(abs(a - b) for a, b in zip(r1["losses"], r2["losses"])) < 1e-4
