@@ -31,10 +31,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
-import sys
-import tempfile
-import time
 
 from machine import describe  # benchmarks/machine.py, next to this script
 
@@ -43,6 +39,7 @@ from coursekit.compress import distill, dynamic_int8, measure, prune_model, quan
 from coursekit.data import story_corpus
 from coursekit.data.bias import sampled_stereotype_share, stereotype_probability, stereotype_share, swap_gender
 from coursekit.data.stories import PROFESSIONS, StoryWorld
+from coursekit.ddp_train import launch
 from coursekit.lm import LMData, LMTrainConfig, train_lm
 from coursekit.models.gpt import GPTConfig
 from coursekit.retrieval import BM25, evaluate_facts, finetune_reader, reading_examples, sentence_store
@@ -123,18 +120,7 @@ def compression_part(story, distill_steps: int) -> dict:
 
 
 def ddp_part(steps: int) -> dict:
-    out = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        for n in (1, 2):
-            path = os.path.join(tmp, f"{n}.json")
-            cmd = ([sys.executable, "-m", "coursekit.ddp_train"] if n == 1 else
-                   [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={n}", "-m",
-                    "coursekit.ddp_train"]) + ["--steps", str(steps), "--out", path]
-            start = time.perf_counter()
-            subprocess.run(cmd, check=True, timeout=600, capture_output=True)
-            with open(path) as f:
-                out[n] = json.load(f)
-            out[n]["wall_seconds"] = time.perf_counter() - start
+    out = {n: launch(n, steps=steps) for n in (1, 2)}
     diff = max(abs(a - b) for a, b in zip(out[1]["losses"], out[2]["losses"]))
     return {"steps": steps, "max_loss_difference": diff,
             "tokens_per_second_1": round(out[1]["tokens_per_second"], 1),
