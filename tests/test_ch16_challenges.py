@@ -259,6 +259,15 @@ def test_ddp_launch_refuses_bad_arguments_and_reports_a_failed_run():
         ddp_train.launch(1, stepz=3)
     with pytest.raises(RuntimeError, match=r"(?s)1-process run failed.*divide evenly"):
         ddp_train.launch(1, steps=1, batch=0, n_stories=20)
+    before = _ddp_workers()
+    with pytest.raises(RuntimeError, match="longer than 1.5 s and was stopped"):
+        ddp_train.launch(2, timeout=1.5, steps=10_000)
+    assert _ddp_workers() <= before                                # torchrun's workers went with it
+
+
+def _ddp_workers() -> int:
+    import psutil
+    return sum("coursekit.ddp_train" in " ".join(p.info["cmdline"] or []) for p in psutil.process_iter(["cmdline"]))
 
 
 def _odd_batch(ddp_train):
